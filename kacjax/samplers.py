@@ -32,7 +32,7 @@ class Solution(NamedTuple):
       x: the state at ``t_end``.
       nfe: number of velocity evaluations (a Python int).
       trajectory: states on the grid, shape ``(steps + 1, *x.shape)``, or None.
-      times: the grid, shape ``(steps + 1,)``.
+      times: the grid, shape ``(steps + 1,)`` (or ``(steps + 1, B)`` for per-example grids).
     """
 
     x: jax.Array
@@ -52,11 +52,18 @@ def nfe(method: str, steps: int) -> int:
     return _NFE_PER_STEP[method] * steps
 
 
-def time_grid(steps: int, t_start: float, t_end: float, dtype=None) -> jax.Array:
-    """``steps + 1`` equally spaced times from ``t_start`` to ``t_end``."""
+def time_grid(steps: int, t_start, t_end, dtype=None) -> jax.Array:
+    """``steps + 1`` equally spaced times from ``t_start`` to ``t_end``.
+
+    ``t_start`` and ``t_end`` are scalars or arrays of one shape ``S`` (one grid per
+    example); the result has shape ``(steps + 1, *S)``.
+    """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    return jnp.linspace(t_start, t_end, steps + 1, dtype=dtype or jnp.result_type(float))
+    dtype = dtype or jnp.result_type(float)
+    t_start, t_end = jnp.asarray(t_start, dtype), jnp.asarray(t_end, dtype)
+    frac = jnp.arange(steps + 1, dtype=dtype).reshape((-1,) + (1,) * t_start.ndim) / steps
+    return t_start + (t_end - t_start) * frac
 
 
 def integrate(
@@ -65,14 +72,19 @@ def integrate(
     *,
     method: str,
     steps: int,
-    t_start: float,
-    t_end: float = 0.0,
+    t_start,
+    t_end=0.0,
     return_trajectory: bool = False,
 ) -> Solution:
-    """Integrates ``dx/dt = u(x, t)`` from ``t_start`` to ``t_end`` in ``steps`` steps."""
+    """Integrates ``dx/dt = u(x, t)`` from ``t_start`` to ``t_end`` in ``steps`` steps.
+
+    ``t_start``/``t_end`` are scalars, or ``(B,)`` arrays giving each example of the
+    batch ``x`` (``(B, ...)``) its own grid; ``u`` then receives ``(B,)`` times.
+    """
     check_method(method)
     times = time_grid(steps, t_start, t_end, x.dtype)
-    h = times[1] - times[0]
+    h_t = times[1] - times[0]
+    h = h_t.reshape(h_t.shape + (1,) * (x.ndim - h_t.ndim))
 
     def step(carry: Any, t):
         x, u_prev, first = carry
@@ -80,7 +92,7 @@ def integrate(
             x_next = x + h * u(x, t)
         elif method == "midpoint":
             x_mid = x + 0.5 * h * u(x, t)
-            x_next = x + h * u(x_mid, t + 0.5 * h)
+            x_next = x + h * u(x_mid, t + 0.5 * h_t)
         else:
             u_now = u(x, t)
             increment = jnp.where(first, u_now, 1.5 * u_now - 0.5 * u_prev)

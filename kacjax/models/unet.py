@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from kacjax.models.embeddings import timestep_embedding
+
 _zeros = nn.initializers.zeros
 # Kernels start from PyTorch's default U(+-1/sqrt(fan_in)), as in the PyTorch ADM code.
 _torch_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
@@ -33,14 +35,6 @@ _Dense = functools.partial(nn.Dense, kernel_init=_torch_init)
 def param_count(params) -> int:
     """Number of scalars in a parameter tree (arrays or ``jax.ShapeDtypeStruct`` leaves)."""
     return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
-
-
-def timestep_embedding(t: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
-    """Sinusoidal features ``[cos(t w_i), sin(t w_i)]``: ``(B,)`` -> ``(B, 2 * (dim // 2))`` float32."""
-    half = dim // 2
-    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
-    args = t.astype(jnp.float32)[:, None] * freqs[None, :]
-    return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
 
 
 def _group_norm(x: jax.Array, name: str) -> jax.Array:

@@ -1,0 +1,86 @@
+"""Command-line entry point: ``kacjax --config CONFIG.py --workdir DIR [--mode MODE]``.
+
+Modes: ``train`` (the teacher), ``distill`` (the student chain), ``sample`` (PNG grid
+and .npz from a checkpoint), ``evaluate`` (the experiment's metrics and figures), and
+``all`` (the config's ``pipeline``, in order). Override any config value with
+``--config.section.key=value``; pick a config variant with ``CONFIG.py:quick``.
+Every mode resumes from what ``workdir`` already holds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from kacjax import logs
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
+flags.DEFINE_enum("mode", "all", ["all", "train", "distill", "sample", "evaluate"], "What to run.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (TPU pods, SLURM, or the flags below).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --distributed without autodetection.")
+flags.DEFINE_integer("num_processes", None, "Number of processes, for --distributed without autodetection.")
+flags.DEFINE_integer("process_id", None, "This process's index, for --distributed without autodetection.")
+flags.DEFINE_string(
+    "compilation_cache", os.path.join("~", ".cache", "kacjax", "xla"), "Persistent XLA cache directory ('' disables)."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def _modes():
+    from kacjax import distill, evaluate, export, train
+
+    return {
+        "train": train.train_teacher,
+        "distill": distill.run_chain,
+        "sample": export.sample_to_files,
+        "evaluate": evaluate.evaluate,
+    }
+
+
+def _init_jax() -> None:
+    if FLAGS.compilation_cache:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(FLAGS.compilation_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if FLAGS.distributed:  # must come before anything touches a backend
+        jax.distributed.initialize(
+            coordinator_address=FLAGS.coordinator_address,
+            num_processes=FLAGS.num_processes,
+            process_id=FLAGS.process_id,
+        )
+    logs.info(
+        f"JAX {jax.__version__} on {jax.default_backend()}: process {jax.process_index()} of "
+        f"{jax.process_count()}, {jax.local_device_count()} local / {jax.device_count()} global devices"
+    )
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the console
+    _init_jax()
+    from kacjax.loop import NonFiniteError, TrainingInterrupted
+
+    config, workdir = FLAGS.config, FLAGS.workdir
+    modes = tuple(config.pipeline) if FLAGS.mode == "all" else (FLAGS.mode,)
+    registry = _modes()
+    try:
+        for mode in modes:
+            logs.info(f"{mode} -> {workdir}")
+            registry[mode](config, workdir)
+    except TrainingInterrupted as stop:
+        logging.warning("%s", stop)
+        sys.exit(128 + stop.signum)
+    except (ValueError, FileNotFoundError, NonFiniteError) as err:
+        print(f"kacjax: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)

@@ -1,0 +1,27 @@
+"""Velocity-field networks, built from a config section.
+
+Every model is a Flax linen module called as ``model.apply({'params': p}, x, t, y,
+train=..., rngs=...)`` with x ``(B, ...)``, t ``(B,)`` in ``[0, T]`` and y ``(B,)``
+int labels (or None), returning an array of x's shape.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+
+def build_model(model_cfg) -> nn.Module:
+    """Builds ``model_cfg.name`` (``'mlp'`` or ``'unet'``) with the other keys as fields."""
+    # Lists (from JSON-saved configs) become tuples: modules must be hashable to be jit-static.
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(model_cfg).items()}
+    name = kwargs.pop("name", None)
+    if name == "mlp":
+        from kacjax.models.mlp import VelocityMLP as cls
+    elif name == "unet":
+        from kacjax.models.unet import UNet as cls
+    else:
+        raise ValueError(f"unknown model name {name!r}; choose 'mlp' or 'unet'")
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad model config for {name!r}: {err}") from None

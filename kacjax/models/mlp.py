@@ -1,0 +1,42 @@
+"""A small MLP velocity field for low-dimensional data (the toy2d experiment)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import flax.linen as nn
+
+from kacjax.models.embeddings import timestep_embedding
+
+
+class VelocityMLP(nn.Module):
+    """``u(x, t, y)``: x ``(B, ...)`` (flattened inside), t ``(B,)``, y ``(B,)`` or None -> x's shape.
+
+    Attributes:
+      hidden: width of the hidden layers.
+      depth: number of hidden layers.
+      time_scale: t is multiplied by this before the sinusoidal embedding.
+      num_classes: None (unconditional) or the number of classes; index
+        ``num_classes`` is the null label used for guidance.
+    """
+
+    hidden: int = 256
+    depth: int = 4
+    time_scale: float = 1.0
+    num_classes: Optional[int] = None
+
+    @nn.compact
+    def __call__(self, x, t, y=None, *, train: bool = False):
+        del train  # no dropout
+        emb = nn.Dense(self.hidden)(timestep_embedding(t * self.time_scale, self.hidden))
+        if self.num_classes is not None:
+            if y is None:
+                raise ValueError("this model is class-conditional: pass labels y")
+            emb = emb + nn.Embed(self.num_classes + 1, self.hidden)(y)
+        flat = x.reshape(x.shape[0], -1)
+        h = nn.Dense(self.hidden)(flat)
+        for _ in range(self.depth):
+            h = nn.silu(h + emb)
+            h = nn.Dense(self.hidden)(h)
+        out = nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros)(nn.silu(h))
+        return out.reshape(x.shape)

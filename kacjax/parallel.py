@@ -1,0 +1,56 @@
+"""Data parallelism over every device of every process.
+
+One 1-D mesh with axis ``'data'`` spans ``jax.devices()`` (all processes). Batches
+are sharded on their leading axis, parameters and optimizer state are
+replicated. Each process supplies only its own rows of the global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+    """A ``('data',)`` mesh over ``devices`` (default: all devices of all processes)."""
+    devices = list(jax.devices() if devices is None else devices)
+    return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
+    """Raises ValueError unless the global batch splits evenly over devices and processes."""
+    devices, processes = mesh.devices.size, jax.process_count()
+    if global_batch_size % devices or global_batch_size % processes:
+        raise ValueError(
+            f"global batch size {global_batch_size} must be divisible by the number of devices "
+            f"({devices}) and of processes ({processes})"
+        )
+
+
+def shard_batch(local_batch, mesh: Mesh):
+    """Builds global arrays sharded on ``'data'`` from this process's rows (a pytree of numpy)."""
+    sharding = batch_sharded(mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+
+
+def local_devices_batch(global_batch_size: int) -> int:
+    """Rows of the global batch that this process supplies."""
+    return global_batch_size // jax.process_count()
+
+
+def to_host(tree):
+    """Fetches a pytree of (replicated or fully addressable) arrays to numpy."""
+    return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)

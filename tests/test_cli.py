@@ -1,0 +1,120 @@
+"""The command line, run the way a user runs it (subprocesses, real files)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import ROOT
+
+
+def _kacjax(*args, env_extra=None, **kw):
+    env = dict(os.environ, **(env_extra or {}))
+    env.pop("XLA_FLAGS", None)  # one CPU device, as for a user
+    return subprocess.run([sys.executable, "-m", "kacjax", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, **kw)
+
+
+@pytest.mark.slow
+def test_toy2d_quick_run_beats_the_untrained_model(tmp_path):
+    run = _kacjax("--config", "experiments/toy2d.py:quick", "--workdir", str(tmp_path), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = json.load(open(tmp_path / "toy2d_metrics.json"))
+    untrained = metrics["untrained"]["energy_distance"]
+    for method, scores in metrics["samplers"].items():
+        assert scores["energy_distance"] < 0.5 * untrained, (method, scores, untrained)
+    assert metrics["samplers"]["euler"]["nfe"] == 20 and metrics["samplers"]["midpoint"]["nfe"] == 40
+    assert metrics["speed"]["max"] <= metrics["speed"]["bound"]
+    assert os.path.getsize(tmp_path / "toy2d.png") > 10_000
+    assert "teacher step 300" in run.stdout
+
+
+def test_bad_override_gives_a_clear_error(tmp_path):
+    run = _kacjax("--config", "experiments/toy2d.py:quick", "--workdir", str(tmp_path),
+                  "--config.flow.c=-1.0", "--mode=train", timeout=300)
+    assert run.returncode == 2
+    assert "c must be a finite number > 0" in run.stderr
+
+
+def test_sample_mode_without_checkpoint_says_what_to_do(tmp_path):
+    run = _kacjax("--config", "experiments/digits.py:quick", "--workdir", str(tmp_path), "--mode=sample",
+                  timeout=300)
+    assert run.returncode == 2
+    assert "train a teacher there first" in run.stderr
+
+
+def test_missing_dataset_fails_fast(tmp_path):
+    start = time.time()
+    run = _kacjax("--config", "experiments/cifar10.py:quick", "--workdir", str(tmp_path), "--mode=train",
+                  f"--config.data.data_dir={tmp_path / 'nothing'}", timeout=300)
+    assert run.returncode == 2
+    assert "tfds build" in run.stderr
+    assert time.time() - start < 120
+
+
+@pytest.mark.slow
+def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
+    """kill -9 during distillation, rerun: the chain completes, samples and report are written."""
+    cmd = [sys.executable, "-m", "kacjax", "--config", "experiments/digits.py:quick", "--workdir", str(tmp_path)]
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stage1 = tmp_path / "distill" / "stage1_4steps"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if stage1.exists() and any(p.name.isdigit() for p in stage1.iterdir()):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the pipeline ended before it could be killed:\n" + proc.stdout.read()[-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "distill" / "stage2_1steps").is_dir()
+    report = json.load(open(tmp_path / "nfe_report.json"))
+    assert {r["model"].split()[0] for r in report["rows"]} == {"teacher", "student"}
+    pngs = sorted(p.name for p in (tmp_path / "samples").iterdir() if p.suffix == ".png")
+    assert pngs == ["stage2_1steps_euler1_wbaked.png"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tmp_path):
+    """2 processes x 2 devices (one JAX cluster over gloo) match 1 process x 4 devices."""
+    import jax
+    import numpy as np
+
+    from kacjax import api
+
+    args = ["-m", "kacjax", "--config", "experiments/toy2d.py:quick", "--mode=train",
+            "--config.train.num_steps=4", "--config.train.batch_size=64", "--compilation_cache="]
+    port = _free_port()
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [
+        subprocess.Popen([sys.executable, *args, "--workdir", str(tmp_path / "multi"), "--distributed",
+                          f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
+    assert "process 0 of 2, 2 local / 4 global devices" in outputs[0]
+    single = subprocess.run([sys.executable, *args, "--workdir", str(tmp_path / "single")], cwd=ROOT,
+                            env=dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    multi_params = jax.tree.leaves(api.load(str(tmp_path / "multi")).params)
+    single_params = jax.tree.leaves(api.load(str(tmp_path / "single")).params)
+    for a, b in zip(multi_params, single_params):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,208 @@
+"""Teacher training: data parallelism, resume, checkpoints, EMA, guards, bad input."""
+
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from helpers import tiny_config
+from kacjax import experiment, guidance, parallel, train, train_state
+from kacjax.checkpoint import CheckpointError, Checkpointer
+from kacjax.data import build_input
+from kacjax.logs import MetricWriter
+from kacjax.loop import NonFiniteError, TrainingInterrupted, fit
+
+
+def _parts(config, devices):
+    mesh = parallel.make_mesh(devices)
+    data = build_input(config.data, global_batch_size=config.train.batch_size, seed=config.seed)
+    model = experiment.build_model_checked(config, data.num_classes)
+    tx = train_state.make_optimizer(config.train)
+    null = experiment.null_label(config.model)
+    state = experiment.create_state(model, tx, data.shape, null is not None, config.seed, mesh)
+    step = experiment.jit_step(train.make_train_step(model, experiment.build_flow(config), tx, config.train, null), mesh)
+    return mesh, data, state, step
+
+
+def _params(state):
+    return jax.tree.leaves(parallel.to_host(state.params))
+
+
+def test_eight_devices_match_one_device():
+    assert jax.device_count() == 8, "conftest should provide 8 fake CPU devices"
+    config = tiny_config("digits")
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+        mesh, data, state, step = _parts(config, devices)
+        for s in range(2):
+            state, metrics = step(state, parallel.shard_batch(data.batch(s), mesh))
+        results.append((_params(state), float(metrics["loss"])))
+    (p1, loss1), (p8, loss8) = results
+    assert loss1 == pytest.approx(loss8, rel=1e-5)
+    for a, b in zip(p1, p8):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_kill_and_resume_continues_exactly(tmp_path):
+    full = tiny_config(num_steps=6)
+    train.train_teacher(full, str(tmp_path / "a"))
+    first = tiny_config(num_steps=4)
+    train.train_teacher(first, str(tmp_path / "b"))
+    assert Checkpointer(str(tmp_path / "b" / "teacher")).latest_step() == 4
+    resumed = train.train_teacher(full, str(tmp_path / "b"))
+    assert int(resumed.step) == 6
+    a = Checkpointer(str(tmp_path / "a" / "teacher"))
+    b = Checkpointer(str(tmp_path / "b" / "teacher"))
+    mesh = parallel.make_mesh()
+    _, data, state, _ = _parts(full, mesh.devices.tolist())
+    abstract = jax.eval_shape(lambda s: s, state)
+    from kacjax.checkpoint import abstract_like
+    abstract = abstract_like(abstract, parallel.replicated(mesh))
+    for x, y in zip(_params(a.restore(abstract)), _params(b.restore(abstract))):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoint_from_eight_devices_restores_on_one(tmp_path):
+    config = tiny_config(num_steps=2)
+    state8 = train.train_teacher(config, str(tmp_path), devices=jax.devices())
+    config.train.num_steps = 2  # already done: resume only restores
+    state1 = train.train_teacher(config, str(tmp_path), devices=jax.devices()[:1])
+    leaf = jax.tree.leaves(state1.params)[0]
+    assert len(leaf.sharding.device_set) == 1
+    for a, b in zip(_params(state8), _params(state1)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ema_update_and_step_counter():
+    params = {"w": jnp.array([1.0, 2.0])}
+    tx = optax.sgd(1.0)
+    state = train_state.create(params, tx, jax.random.PRNGKey(0))
+    grads = {"w": jnp.array([0.5, -1.0])}
+    new, metrics = train_state.apply_gradients(state, jnp.float32(1.0), grads, tx, ema_decay=0.75)
+    np.testing.assert_allclose(new.params["w"], [0.5, 3.0])
+    np.testing.assert_allclose(new.ema_params["w"], 0.75 * np.array([1.0, 2.0]) + 0.25 * np.array([0.5, 3.0]))
+    assert int(new.step) == 1 and int(metrics["skipped"]) == 0
+    np.testing.assert_allclose(metrics["grad_norm"], np.sqrt(0.25 + 1.0), rtol=1e-6)
+
+
+def test_nonfinite_step_is_skipped():
+    params = {"w": jnp.array([1.0, 2.0])}
+    tx = optax.adam(0.1)
+    state = train_state.create(params, tx, jax.random.PRNGKey(0))
+    new, metrics = train_state.apply_gradients(state, jnp.float32(jnp.nan), {"w": jnp.array([jnp.nan, 1.0])}, tx, 0.9)
+    np.testing.assert_array_equal(new.params["w"], params["w"])
+    np.testing.assert_array_equal(new.ema_params["w"], params["w"])
+    assert int(new.nonfinite_streak) == 1 and int(new.nonfinite_total) == 1 and int(new.step) == 1
+    good, _ = train_state.apply_gradients(new, jnp.float32(1.0), {"w": jnp.array([1.0, 1.0])}, tx, 0.9)
+    assert int(good.nonfinite_streak) == 0 and int(good.nonfinite_total) == 1
+
+
+def _fit_with(config, tmp_path, batch_at):
+    mesh, data, state, step = _parts(config, jax.devices())
+    ckpt = Checkpointer(str(tmp_path / "ckpt"))
+    writer = MetricWriter(str(tmp_path))
+    return fit(state, step, batch_at(data), mesh=mesh, num_steps=config.train.num_steps,
+               batch_size=config.train.batch_size, checkpointer=ckpt, meta={"test": True}, writer=writer,
+               log_every=1, checkpoint_every=100, max_nonfinite_streak=2), ckpt
+
+
+def test_repeated_nonfinite_losses_stop_training(tmp_path):
+    config = tiny_config(num_steps=10)
+
+    def poisoned(data):
+        return lambda s: {**data.batch(s), "x": np.full_like(data.batch(s)["x"], np.nan)}
+
+    with pytest.raises(NonFiniteError, match="consecutive steps"):
+        _fit_with(config, tmp_path, poisoned)
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path):
+    config = tiny_config(num_steps=50)
+
+    def killer(data):
+        def batch_at(s):
+            if s == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return data.batch(s)
+        return batch_at
+
+    with pytest.raises(TrainingInterrupted):
+        _fit_with(config, tmp_path, killer)
+    assert Checkpointer(str(tmp_path / "ckpt")).latest_step() == 4
+    lines = open(tmp_path / "metrics.jsonl").read().splitlines()
+    assert len(lines) == 4 and '"loss"' in lines[0]
+
+
+def test_label_dropout_rate():
+    labels = jnp.arange(20000) % 10
+    dropped = guidance.drop_labels(jax.random.PRNGKey(1), labels, 0.1, 10)
+    frac = float(jnp.mean(dropped == 10))
+    assert abs(frac - 0.1) < 4 * np.sqrt(0.1 * 0.9 / 20000)
+    kept = dropped != 10
+    np.testing.assert_array_equal(dropped[kept], labels[kept])
+    np.testing.assert_array_equal(guidance.drop_labels(jax.random.PRNGKey(1), labels, 0.0, 10), labels)
+
+
+def test_guidance_combines_both_branches_in_one_call():
+    calls = []
+
+    def apply_velocity(x, t, y):
+        calls.append(x.shape[0])
+        return x * (1.0 + y[:, None].astype(x.dtype)) + t[:, None]
+
+    x = jnp.ones((3, 2))
+    t = jnp.full((3,), 0.5)
+    y = jnp.array([0, 1, 2])
+    w = 1.5
+    out = guidance.guided(apply_velocity, x, t, y, w, null_label=5)
+    cond = x * (1.0 + y[:, None]) + 0.5
+    uncond = x * 6.0 + 0.5
+    np.testing.assert_allclose(out, (1 + w) * cond - w * uncond, rtol=1e-6)
+    np.testing.assert_allclose(out, uncond + (1 + w) * (cond - uncond), rtol=1e-6)  # the s = 1 + w reading
+    assert calls == [6]
+    calls.clear()
+    np.testing.assert_allclose(guidance.guided(apply_velocity, x, t, y, 0, 5), cond)
+    assert calls == [3]
+
+
+@pytest.mark.parametrize(
+    "section,key,value,match",
+    [
+        ("train", "batch_size", 0, "batch_size"),
+        ("train", "ema_decay", 1.0, "ema_decay"),
+        ("train", "learning_rate", -1.0, "learning_rate"),
+        ("flow", "a", -2.0, "a must be"),
+        ("flow", "g_schedule", "cubic", "g_schedule"),
+        ("sample", "method", "rk4", "sampler"),
+    ],
+)
+def test_impossible_config_values_are_refused(tmp_path, section, key, value, match):
+    config = tiny_config()
+    config[section][key] = value
+    with pytest.raises(ValueError, match=match):
+        train.train_teacher(config, str(tmp_path))
+    assert not os.path.exists(tmp_path / "teacher")
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+    with pytest.raises(ValueError, match="divisible by the number of devices"):
+        train.train_teacher(tiny_config(batch_size=12), str(tmp_path))
+
+
+def test_checkpoint_from_another_architecture_is_refused(tmp_path):
+    train.train_teacher(tiny_config(num_steps=2), str(tmp_path))
+    other = tiny_config(num_steps=4)
+    other.model.hidden = 64
+    with pytest.raises(CheckpointError, match="model"):
+        train.train_teacher(other, str(tmp_path))
+
+
+def test_conditional_model_needs_labelled_data(tmp_path):
+    config = tiny_config()
+    config.model.num_classes = 10  # toy2d is unconditional
+    with pytest.raises(ValueError, match="num_classes"):
+        train.train_teacher(config, str(tmp_path))
