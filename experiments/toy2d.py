@@ -3,7 +3,7 @@
 Run (about 1-2 minutes on 2 CPU cores):
   kacjax --config experiments/toy2d.py --workdir runs/toy2d
 Other target:
-  kacjax --config experiments/toy2d.py --workdir runs/toy2d_checkerboard --config.data.target=checkerboard
+  kacjax --config experiments/toy2d.py --workdir runs/toy2d_rings --config.data.target=rings
 
 Writes runs/toy2d/toy2d.png (samples, trajectories, speeds) and
 runs/toy2d/toy2d_metrics.json (energy distance, sliced Wasserstein, mode coverage per

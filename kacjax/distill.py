@@ -217,7 +217,7 @@ def run_chain(config, workdir: str, *, devices=None) -> list:
             ),
         }
         fit(
-            state, lambda s, b: step_fn(s, b, teacher_params), data.batch, mesh=mesh,
+            state, lambda s, b: step_fn(s, b, teacher_params), data.iterate, mesh=mesh,
             num_steps=st["num_steps"], batch_size=batch_size, checkpointer=checkpointer, meta=meta,
             writer=MetricWriter(out_dir, prefix=f"stage{st['stage']}"), log_every=cfg.train.log_every,
             checkpoint_every=cfg.train.checkpoint_every, max_nonfinite_streak=cfg.train.max_nonfinite_streak,

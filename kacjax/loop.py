@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import jax
 import numpy as np
@@ -58,7 +58,7 @@ class _SignalFlag:
 def fit(
     state,
     step_fn: Callable,
-    batch_at: Callable[[int], dict],
+    batches_from: Callable[[int], Iterator[dict]],
     *,
     mesh,
     num_steps: int,
@@ -75,39 +75,44 @@ def fit(
     Args:
       state: replicated train state (donated to ``step_fn`` each step).
       step_fn: jitted ``(state, batch) -> (state, metrics)``.
-      batch_at: ``step -> this process's rows`` (pytree of numpy arrays).
+      batches_from: ``start_step -> iterator`` of this process's rows for each step from
+        ``start_step`` on (pytrees of numpy arrays), e.g. ``Input.iterate`` (prefetching).
       batch_size: global batch size, for the images/s figure.
       meta: JSON saved beside every checkpoint.
     """
     step = int(state.step)
     pending, t_last, step_last = [], time.perf_counter(), step
-    with _SignalFlag() as flag:
-        while step < num_steps:
-            state, metrics = step_fn(state, parallel.shard_batch(batch_at(step), mesh))
-            step += 1
-            pending.append(metrics)
-            if step % log_every == 0 or step == num_steps:
-                host = parallel.to_host(pending)
-                pending = []
-                elapsed = time.perf_counter() - t_last
-                scalars = {k: np.mean([m[k] for m in host]) for k in host[0]}
-                scalars["images_per_s"] = (step - step_last) * batch_size / elapsed
-                scalars["nonfinite_total"] = int(state.nonfinite_total)
-                writer.write(step, scalars, console=f"({step}/{num_steps})")
-                t_last, step_last = time.perf_counter(), step
-                streak = int(state.nonfinite_streak)
-                if streak > max_nonfinite_streak:
+    batches = batches_from(step)
+    try:
+        with _SignalFlag() as flag:
+            while step < num_steps:
+                state, metrics = step_fn(state, parallel.shard_batch(next(batches), mesh))
+                step += 1
+                pending.append(metrics)
+                if step % log_every == 0 or step == num_steps:
+                    host = parallel.to_host(pending)
+                    pending = []
+                    elapsed = time.perf_counter() - t_last
+                    scalars = {k: np.mean([m[k] for m in host]) for k in host[0]}
+                    scalars["images_per_s"] = (step - step_last) * batch_size / elapsed
+                    scalars["nonfinite_total"] = int(state.nonfinite_total)
+                    writer.write(step, scalars, console=f"({step}/{num_steps})")
+                    t_last, step_last = time.perf_counter(), step
+                    streak = int(state.nonfinite_streak)
+                    if streak > max_nonfinite_streak:
+                        checkpointer.wait()
+                        raise NonFiniteError(
+                            f"{streak} consecutive steps up to step {step} had a non-finite loss or gradient "
+                            f"(parameters were left untouched). Lower the learning rate or check the data; "
+                            f"the last good checkpoint is in {checkpointer.directory}"
+                        )
+                if step % checkpoint_every == 0 or step == num_steps or flag.signum is not None:
+                    checkpointer.save(step, state, meta)
+                if flag.signum is not None:
                     checkpointer.wait()
-                    raise NonFiniteError(
-                        f"{streak} consecutive steps up to step {step} had a non-finite loss or gradient "
-                        f"(parameters were left untouched). Lower the learning rate or check the data; "
-                        f"the last good checkpoint is in {checkpointer.directory}"
-                    )
-            if step % checkpoint_every == 0 or step == num_steps or flag.signum is not None:
-                checkpointer.save(step, state, meta)
-            if flag.signum is not None:
-                checkpointer.wait()
-                raise TrainingInterrupted(flag.signum, step)
+                    raise TrainingInterrupted(flag.signum, step)
+    finally:
+        getattr(batches, "close", lambda: None)()  # stops a prefetch thread
     checkpointer.wait()
     jax.block_until_ready(state)
     return state

@@ -46,11 +46,6 @@ def shard_batch(local_batch, mesh: Mesh):
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
 
 
-def local_devices_batch(global_batch_size: int) -> int:
-    """Rows of the global batch that this process supplies."""
-    return global_batch_size // jax.process_count()
-
-
 def to_host(tree):
     """Fetches a pytree of (replicated or fully addressable) arrays to numpy."""
     return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)

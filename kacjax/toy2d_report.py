@@ -69,7 +69,8 @@ def toy2d_report(config, workdir: str) -> dict:
     flow = gen.flow
     bound = float(jnp.max(jnp.abs(flow.df(path.times))) * np.abs(reference).max()
                   + jnp.max(flow.dg(path.times)) * flow.c)
-    results["speed"] = {"max": float(max_speed.max()), "c": flow.c, "bound": bound}
+    results["speed"] = {"max": float(max_speed.max()), "mean_max": float(mean_speed.max()), "c": flow.c,
+                        "bound": bound}
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "toy2d_metrics.json"), "w") as f:
             json.dump(results, f, indent=2)

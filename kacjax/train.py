@@ -81,7 +81,7 @@ def train_teacher(config, workdir: str, *, devices=None):
     state = fit(
         state,
         step_fn,
-        data.batch,
+        data.iterate,
         mesh=mesh,
         num_steps=tr.num_steps,
         batch_size=tr.batch_size,

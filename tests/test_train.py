@@ -1,5 +1,6 @@
 """Teacher training: data parallelism, resume, checkpoints, EMA, guards, bad input."""
 
+import itertools
 import os
 import signal
 
@@ -105,7 +106,8 @@ def _fit_with(config, tmp_path, batch_at):
     mesh, data, state, step = _parts(config, jax.devices())
     ckpt = Checkpointer(str(tmp_path / "ckpt"))
     writer = MetricWriter(str(tmp_path))
-    return fit(state, step, batch_at(data), mesh=mesh, num_steps=config.train.num_steps,
+    batches_from = lambda start: map(batch_at(data), itertools.count(start))  # noqa: E731
+    return fit(state, step, batches_from, mesh=mesh, num_steps=config.train.num_steps,
                batch_size=config.train.batch_size, checkpointer=ckpt, meta={"test": True}, writer=writer,
                log_every=1, checkpoint_every=100, max_nonfinite_streak=2), ckpt
 

@@ -1,0 +1,89 @@
+"""One distillation step against its parts: N teacher forwards and one student forward+backward.
+
+  python benchmarks/bench_distill.py --config experiments/digits.py --inner-steps 5
+
+Times, on one device after compiling: the jitted distillation step of a stage with
+``--inner-steps`` teacher sub-steps (the stage-1 teacher is guided, so each sub-step
+is one batched call on 2B rows), the teacher's N sub-steps alone, and one student
+forward + backward with the Adam update (a teacher-training step minus the noise).
+"""
+
+import argparse
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+from kacjax import distill, experiment, parallel, samplers, sampling, train_state
+from kacjax.config_defaults import load_config
+from kacjax.data import build_input
+
+
+def _time(fn, *args, repeats):
+    out = fn(*args)
+    jax.block_until_ready(out)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = fn(*args)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / repeats
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="experiments/digits.py")
+    p.add_argument("--inner-steps", type=int, default=5, help="teacher sub-steps N per student step")
+    p.add_argument("--repeats", type=int, default=10)
+    args = p.parse_args(argv)
+    config = load_config(args.config)
+    d, bs = config.distill, config.distill.train.batch_size
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    data = build_input(config.data, global_batch_size=bs, seed=0)
+    model = experiment.build_model_checked(config, data.num_classes)
+    flow, null = experiment.build_flow(config), experiment.null_label(config.model)
+    tx = train_state.make_optimizer(config.train)
+    state = experiment.create_state(model, tx, data.shape, null is not None, 0, mesh)
+    teacher = jax.tree.map(jnp.copy, state.params)
+    batch = parallel.shard_batch(data.batch(0), mesh)
+    st = dict(stage=1, teacher_steps=20 * args.inner_steps, student_steps=20, inner_steps=args.inner_steps)
+    step = experiment.jit_step(distill.make_distill_step(model, flow, tx, st=st, dcfg=d, ema_decay=0.99,
+                                                         null_label=null, guide_teacher=True), mesh)
+
+    def run_step(s):
+        return step(s, batch, teacher)
+
+    state, _ = run_step(state)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        state, metrics = run_step(state)
+    jax.block_until_ready(metrics)
+    step_s = (time.perf_counter() - start) / args.repeats
+
+    t = jnp.full((bs,), 0.5)
+    u = sampling.velocity_field(model, teacher, batch["label"], w=float(d.w), null_label=null)
+    teacher_s = _time(jax.jit(lambda x: samplers.integrate(
+        u, x, method=d.inner_method, steps=args.inner_steps, t_start=t, t_end=t - 0.05).x), batch["x"],
+        repeats=args.repeats)
+
+    def student_update(params, opt_state, x, labels):
+        loss, grads = jax.value_and_grad(lambda q: jnp.mean(jnp.square(
+            model.apply({"params": q}, x, t, labels, train=True)) ))(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return jax.tree.map(jnp.add, params, updates), opt_state, loss
+
+    student_s = _time(jax.jit(student_update), state.params, state.opt_state, batch["x"], batch["label"],
+                      repeats=args.repeats)
+    passes = samplers.nfe(d.inner_method, args.inner_steps)
+    print(f"config {args.config}  batch {bs}  N={args.inner_steps} {d.inner_method} guided w={d.w}"
+          f"  device {jax.devices()[0].platform}  jax {jax.__version__}")
+    print(f"distillation step            {step_s * 1e3:8.1f} ms")
+    print(f"teacher, {passes} guided evaluations {teacher_s * 1e3:8.1f} ms")
+    print(f"student forward+backward+Adam {student_s * 1e3:8.1f} ms")
+    print(f"sum of parts                 {(teacher_s + student_s) * 1e3:8.1f} ms"
+          f"  (step / parts = {step_s / (teacher_s + student_s):.2f})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
