@@ -14,20 +14,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+from timing import seconds_per_call
 
 from kacjax import distill, experiment, parallel, samplers, sampling, train_state
 from kacjax.config_defaults import load_config
 from kacjax.data import build_input
-
-
-def _time(fn, *args, repeats):
-    out = fn(*args)
-    jax.block_until_ready(out)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats
 
 
 def main(argv):
@@ -63,7 +54,7 @@ def main(argv):
 
     t = jnp.full((bs,), 0.5)
     u = sampling.velocity_field(model, teacher, batch["label"], w=float(d.w), null_label=null)
-    teacher_s = _time(jax.jit(lambda x: samplers.integrate(
+    teacher_s = seconds_per_call(jax.jit(lambda x: samplers.integrate(
         u, x, method=d.inner_method, steps=args.inner_steps, t_start=t, t_end=t - 0.05).x), batch["x"],
         repeats=args.repeats)
 
@@ -73,7 +64,7 @@ def main(argv):
         updates, opt_state = tx.update(grads, opt_state, params)
         return jax.tree.map(jnp.add, params, updates), opt_state, loss
 
-    student_s = _time(jax.jit(student_update), state.params, state.opt_state, batch["x"], batch["label"],
+    student_s = seconds_per_call(jax.jit(student_update), state.params, state.opt_state, batch["x"], batch["label"],
                       repeats=args.repeats)
     passes = samplers.nfe(d.inner_method, args.inner_steps)
     print(f"config {args.config}  batch {bs}  N={args.inner_steps} {d.inner_method} guided w={d.w}"

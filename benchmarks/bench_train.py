@@ -14,20 +14,12 @@ import sys
 import time
 
 import jax
+from timing import seconds_per_call
 
 from kacjax import experiment, parallel, train, train_state
 from kacjax.config_defaults import load_config
 from kacjax.data import build_input
 from kacjax.flow import sample_times
-
-
-def _time(fn, *args, repeats):
-    jax.block_until_ready(fn(*args))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / repeats
 
 
 def main(argv):
@@ -72,7 +64,7 @@ def main(argv):
         k_t, k_n = jax.random.split(key)
         return flow.corrupt(k_n, x0, sample_times(k_t, x0.shape[0], flow))
 
-    noise_s = _time(noise, jax.random.PRNGKey(0), sharded["x"], repeats=max(args.steps, 10))
+    noise_s = seconds_per_call(noise, jax.random.PRNGKey(0), sharded["x"], repeats=max(args.steps, 10))
     params = sum(x.size for x in jax.tree.leaves(state.params))
     print(f"config {args.config}  batch {batch_size}  params {params:,}  device {jax.devices()[0].platform}"
           f"  cores {os.cpu_count()}  jax {jax.__version__}")
