@@ -63,7 +63,7 @@ def time_grid(steps: int, t_start, t_end, dtype=None) -> jax.Array:
     dtype = dtype or jnp.result_type(float)
     t_start, t_end = jnp.asarray(t_start, dtype), jnp.asarray(t_end, dtype)
     frac = jnp.arange(steps + 1, dtype=dtype).reshape((-1,) + (1,) * t_start.ndim) / steps
-    return t_start + (t_end - t_start) * frac
+    return (1 - frac) * t_start + frac * t_end  # exact at both ends
 
 
 def integrate(

@@ -1,0 +1,118 @@
+"""Tests of kacjax.flow: schedules, forward process and targets, prior, config checks."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kacjax import kac
+from kacjax.flow import KacFlow, sample_times
+
+FLOWS = [
+    KacFlow(),
+    KacFlow(a=25.0, c=2.0, f_schedule="exp", g_schedule="t2"),
+    KacFlow(a=4.0, c=1.5, T=2.0, f_schedule="linear", g_schedule="t2"),
+    KacFlow(a=9.0, c=3.0, T=0.5, f_schedule="exp", g_schedule="t"),
+]
+IDS = [f"a{f.a}-c{f.c}-T{f.T}-{f.f_schedule}-{f.g_schedule}" for f in FLOWS]
+velocity = jax.jit(kac.velocity)  # one executable for all flows (a, c traced)
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=IDS)
+def test_schedules_and_derivatives(flow):
+    """Boundary values, and f', g' against central differences (float64, 1e-8)."""
+    with jax.enable_x64(True):
+        T = flow.T
+        t = jnp.linspace(0.01, 0.99, 15) * T
+        h = 1e-6 * T
+        for fn, dfn in [(flow.f, flow.df), (flow.g, flow.dg)]:
+            fd = (fn(t + h) - fn(t - h)) / (2 * h)
+            np.testing.assert_allclose(dfn(t), fd, rtol=1e-8, atol=1e-10)
+            assert dfn(t).shape == t.shape
+        ends = jnp.array([0.0, T])
+        np.testing.assert_allclose(flow.f(ends)[0], 1.0)
+        np.testing.assert_allclose(flow.g(ends), [0.0, T], atol=1e-15)  # the clock runs from 0 to T
+        if flow.f_schedule == "linear":
+            np.testing.assert_allclose(flow.f(ends)[1], 0.0, atol=1e-15)  # pure noise at T
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=IDS)
+def test_corrupt_is_data_plus_kac_noise_with_velocity_target(flow):
+    """x_t = f x0 + K(g(t)) and target = f' x0 + g' v(g(t), K), per row of times.
+
+    The noise K = x_t - f x0 and the speed target - f' x0 are recovered up to float32
+    rounding (atol 1e-5). Checked: |K| <= c g, |speed| <= c g'; atom draws (the only
+    ones with |speed| = c g', since inside the cone |v| <= c a g / (a g + 2)) have
+    |K| = c g and speed exactly +-c g' with K's sign, at the binomial rate e^{-a g};
+    elsewhere speed = g' velocity(K); and each row's K has the Kac variance.
+    """
+    # Same shapes as tests/test_kac.py's sampler draws: one compiled sampler.
+    T, rows, cols = flow.T, 50, 2000
+    t = jnp.concatenate([jnp.zeros(1), jnp.linspace(0.02, 1.0, rows - 1)]) * T
+    x0 = jax.random.uniform(jax.random.PRNGKey(1), (rows, cols), minval=-1.0, maxval=1.0)
+    x_t, target = flow.corrupt(jax.random.PRNGKey(2), x0, t)
+    assert x_t.shape == target.shape == x0.shape
+    assert x_t.dtype == target.dtype == jnp.float32
+    np.testing.assert_array_equal(x_t[0], x0[0])  # t = 0: the data itself
+    x0, x_t, target = (np.asarray(a, np.float64) for a in (x0, x_t, target))
+    for i in range(1, rows):
+        ti = t[i]
+        clock, f, df, dg = (float(fn(ti)) for fn in (flow.g, flow.f, flow.df, flow.dg))
+        noise = x_t[i] - f * x0[i]
+        speed = target[i] - df * x0[i]
+        bound_x, bound_v = flow.c * clock, flow.c * dg
+        assert np.all(np.abs(noise) <= bound_x + 1e-5)
+        assert np.all(np.abs(speed) <= bound_v * (1 + 1e-6) + 1e-6)
+        atom = np.abs(speed) >= bound_v * (1 - 1e-5)
+        m = math.exp(-flow.a * clock)
+        assert abs(atom.sum() - cols * m) <= 5 * math.sqrt(cols * m * (1 - m)) + 1, (ti, atom.sum(), cols * m)
+        np.testing.assert_allclose(np.abs(noise[atom]), bound_x, atol=1e-5)
+        np.testing.assert_allclose(speed[atom], bound_v * np.sign(noise[atom]), rtol=1e-6)
+        v = np.asarray(velocity(jnp.asarray(noise, jnp.float32), clock, a=flow.a, c=flow.c))
+        np.testing.assert_allclose(speed[~atom], dg * v[~atom], rtol=0, atol=1e-4 * bound_v)
+        var = float(kac.variance(clock, a=flow.a, c=flow.c))
+        assert abs(noise.mean()) <= 5 * math.sqrt(var / cols)
+        assert abs(noise.var() - var) <= 5 * math.sqrt(bound_x**2 * var / cols) + 1e-9
+
+
+@pytest.mark.parametrize("flow", FLOWS[:2], ids=IDS[:2])
+def test_prior_sample_law(flow):
+    """The prior K(g(T)): mean 0, Kac variance (5 sigma), |x| <= c g(T)."""
+    n = 100_000
+    x = flow.prior_sample(jax.random.PRNGKey(4), (n // 4, 4))
+    assert x.shape == (n // 4, 4) and x.dtype == jnp.float32
+    x = np.asarray(x, np.float64).ravel()
+    clock = flow.g(flow.T)
+    var = float(kac.variance(clock, a=flow.a, c=flow.c))
+    assert np.all(np.abs(x) <= flow.c * clock * (1 + 1e-6))
+    assert abs(x.mean()) <= 5 * math.sqrt(var / n)
+    assert abs(x.var() - var) <= 5 * math.sqrt((flow.c * clock) ** 2 * var / n)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(a=0.0), "a must be"),
+        (dict(a=-9.0), "a must be"),
+        (dict(c=float("nan")), "c must be"),
+        (dict(c=float("inf")), "c must be"),
+        (dict(T=0.0), "T must be"),
+        (dict(f_schedule="cosine"), "f_schedule must be one of"),
+        (dict(g_schedule="sqrt"), "g_schedule must be one of"),
+    ],
+)
+def test_bad_config_raises(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        KacFlow(**kwargs)
+
+
+def test_from_config_and_sample_times():
+    flow = KacFlow.from_config({"a": 25.0, "c": 2.0, "g_schedule": "t2", "unrelated": 1})
+    assert (flow.a, flow.c, flow.T, flow.f_schedule, flow.g_schedule) == (25.0, 2.0, 1.0, "linear", "t2")
+    with pytest.raises(ValueError, match="a must be"):
+        KacFlow.from_config({"a": -1.0})
+    t = sample_times(jax.random.PRNGKey(0), 4096, KacFlow(T=2.0))
+    assert t.shape == (4096,)
+    assert float(t.min()) >= 0.0 and float(t.max()) <= 2.0 and float(t.max()) > 1.9
