@@ -33,8 +33,8 @@ def get_config(variant: str = ""):
     # evaluate: samplers compared at `steps` steps each on `num_samples` draws.
     c.evaluate = dict(num_samples=4000, steps=100, methods=("euler", "midpoint", "ab2"), num_trajectories=64)
     if variant == "quick":
-        c.train.update(num_steps=300, log_every=100, checkpoint_every=100)
-        c.evaluate.update(num_samples=1000, steps=20)
+        c.train.update(num_steps=1500, log_every=500, checkpoint_every=500, ema_decay=0.99)
+        c.evaluate.update(num_samples=1000, steps=50)
     elif variant:
         raise ValueError(f"unknown variant {variant!r}; use '' or 'quick'")
     return c

@@ -27,10 +27,10 @@ def test_toy2d_quick_run_beats_the_untrained_model(tmp_path):
     untrained = metrics["untrained"]["energy_distance"]
     for method, scores in metrics["samplers"].items():
         assert scores["energy_distance"] < 0.5 * untrained, (method, scores, untrained)
-    assert metrics["samplers"]["euler"]["nfe"] == 20 and metrics["samplers"]["midpoint"]["nfe"] == 40
+    assert metrics["samplers"]["euler"]["nfe"] == 50 and metrics["samplers"]["midpoint"]["nfe"] == 100
     assert metrics["speed"]["mean_max"] < metrics["speed"]["c"] < metrics["speed"]["bound"]
     assert os.path.getsize(tmp_path / "toy2d.png") > 10_000
-    assert "teacher step 300" in run.stdout
+    assert "teacher step 1500" in run.stdout
 
 
 def test_bad_override_gives_a_clear_error(tmp_path):
