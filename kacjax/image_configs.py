@@ -1,5 +1,7 @@
 """Shared pieces of the image experiment configs (CIFAR-10, CelebA-64, LSUN Bedroom-256)."""
 
+from ml_collections import config_dict
+
 from kacjax.config_defaults import base_config
 
 
@@ -12,7 +14,8 @@ def image_config(*, data: dict, model: dict, sample_w: float, batch_size: int, n
     """
     c = base_config()
     c.pipeline = ("train", "distill", "sample")
-    c.data = data
+    # data_dir: the prepared TFDS directory (None: $TFDS_DATA_DIR, else ~/tensorflow_datasets).
+    c.data = dict(data, data_dir=config_dict.placeholder(str))
     c.model = dict(name="unet", **model)
     c.train.update(batch_size=batch_size, num_steps=num_steps, learning_rate=2e-4, warmup_steps=1000,
                    ema_decay=0.9999, log_every=100, checkpoint_every=5000, keep_checkpoints=3)
