@@ -12,6 +12,7 @@ is on. Units: ``t`` is time, ``x`` a position, ``a`` a rate (1 / time), ``c`` a 
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -31,9 +32,17 @@ __all__ = [
     "check_positive",
 ]
 
-# Poisson counts with mean below this are drawn by inverting the CDF in a batched
-# loop; larger means fall back to jax.random.poisson (rejection sampling).
-_POISSON_INVERSION_MAX_MEAN = 40.0
+# Poisson counts are drawn by inverting the CDF, for means above this as sums of
+# counts with means up to this (exp(-chunk) stays a normal float32).
+_POISSON_CHUNK = 40.0
+# CDF terms per iteration of the Poisson inversion loop.
+_POISSON_UNROLL = 4
+# Rejected Beta proposals are redrawn within blocks of up to _MAX_BLOCK entries,
+# through a buffer of 1 / _BUFFER_FRACTION of the block.
+_MAX_BLOCK = 1024
+_BUFFER_FRACTION = 32
+# Row length of the two-level prefix sum.
+_PREFIX_BLOCK = 32
 # Below this z = a r / c the Bessel ratio is replaced by its series.
 _SMALL_Z = 1e-3
 # Gauss-Legendre rule per panel and number of geometric panels in ``cdf``.
@@ -99,62 +108,186 @@ def _broadcast(x, t):
     return jnp.broadcast_arrays(x, t)
 
 
-def _uniform_open(key, shape, dtype):
-    """Uniform on (0, 1): never exactly 0, so log() is finite."""
-    return jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
+def _uniform_and_bit(key, shape, dtype):
+    """Uniforms on the open interval (0, 1) and independent fair bits, one draw each.
+
+    One random word per element: its top mantissa-width bits give ``u = (k + 1/2)
+    2^-p`` (``p`` = 23 or 52; never 0 or 1, and ``1 - u`` is exact), its lowest bit
+    the fair bit. Returns ``(u, bit)`` of ``shape`` (float of ``dtype``, bool).
+    """
+    nbits, mant = (32, 23) if dtype == jnp.float32 else (64, 52)
+    word = jax.random.bits(key, shape, jnp.dtype(f"uint{nbits}"))
+    k = (word >> (nbits - mant)).astype(dtype)
+    return (k + 0.5) * (2.0**-mant), (word & 1) == 1
 
 
-def _poisson(key, lam):
-    """Exact Poisson(lam) counts, lam >= 0 an array; returns int32 of lam's shape."""
-    k_inv, k_big = jax.random.split(key)
-    lam_small = jnp.minimum(lam, _POISSON_INVERSION_MAX_MEAN)
-    u = jax.random.uniform(k_inv, lam.shape, lam.dtype)
-    # The loop stops once every draw is placed; the cap only guards against a
-    # cumulative sum that rounds to just below u when u is within an ulp of 1.
-    cap = int(_POISSON_INVERSION_MAX_MEAN + 20 * math.sqrt(_POISSON_INVERSION_MAX_MEAN) + 40)
+def _poisson_inversion(u, lam):
+    """Poisson(lam) counts (int32, ``u``'s shape) by inverting the CDF at uniforms ``u``.
 
-    def active(state):
-        n, _, cum = state
-        return (u > cum) & (n < cap)
+    ``lam <= _POISSON_CHUNK`` has ``u``'s rank and broadcasts to it; CDF terms are
+    computed at ``lam``'s own shape (e.g. one per row when ``t`` is per example), so
+    the loop over ``k``, shared by the batch, costs one fused compare-and-count pass
+    over ``u`` per ``_POISSON_UNROLL`` terms. A draw whose ``u`` lies above the
+    float-rounded total mass stops where the CDF stops growing, deep in the tail.
+    """
+    spread = tuple(i for i in range(u.ndim) if lam.shape[i] == 1 and u.shape[i] != 1)
+    u_max = jnp.max(u, axis=spread, keepdims=True, initial=0.0)
+    p = jnp.exp(-lam)
+    n = (u >= p).astype(jnp.int32)
 
-    def body(state):
-        n, p, cum = state
-        move = active(state)
-        p = p * lam_small / (n + 1).astype(lam.dtype)
-        return n + move.astype(n.dtype), p, jnp.where(move, cum + p, cum)
-
-    p0 = jnp.exp(-lam_small)
-    n, _, _ = jax.lax.while_loop(
-        lambda s: jnp.any(active(s)), body, (jnp.zeros(lam.shape, jnp.int32), p0, p0)
-    )
-    big = lam > _POISSON_INVERSION_MAX_MEAN
-    return jax.lax.cond(
-        jnp.any(big),
-        lambda: jnp.where(big, jax.random.poisson(k_big, jnp.where(big, lam, 1.0), lam.shape, jnp.int32), n),
-        lambda: n,
-    )
-
-
-def _gamma_at_least_one(key, alpha):
-    """Gamma(alpha, 1) draws for alpha >= 1 (array), batched Marsaglia-Tsang."""
-    dtype = alpha.dtype
-    d = alpha - 1.0 / 3.0
-    scale = 1.0 / jnp.sqrt(9.0 * d)
+    def pending(state):
+        _, _, p, cum = state
+        return jnp.any((u_max >= cum) & (cum + p > cum))
 
     def body(state):
-        key, done, out = state
-        key, k_norm, k_unif = jax.random.split(key, 3)
-        z = jax.random.normal(k_norm, alpha.shape, dtype)
-        v = (1.0 + scale * z) ** 3
-        log_u = jnp.log(_uniform_open(k_unif, alpha.shape, dtype))
-        v_safe = jnp.where(v > 0, v, 1.0)
-        accept = (v > 0) & (log_u < 0.5 * z * z + d - d * v_safe + d * jnp.log(v_safe))
-        take = accept & ~done
-        return key, done | accept, jnp.where(take, d * v_safe, out)
+        k, n, p, cum = state
+        for _ in range(_POISSON_UNROLL):
+            k = k + 1
+            p = p * (lam / k.astype(p.dtype))
+            grown = cum + p
+            n = n + ((u >= grown) & (grown > cum)).astype(n.dtype)
+            cum = grown
+        return k, n, p, cum
 
-    init = (key, jnp.zeros(alpha.shape, bool), jnp.ones(alpha.shape, dtype))
-    _, _, out = jax.lax.while_loop(lambda s: ~jnp.all(s[1]), body, init)
-    return out
+    _, n, _, _ = jax.lax.while_loop(pending, body, (jnp.zeros((), jnp.int32), n, p, p))
+    return n
+
+
+def _poisson(key, u, lam):
+    """Exact Poisson(lam) counts for any ``lam >= 0`` (broadcasting to ``u``'s shape).
+
+    The first ``_POISSON_CHUNK`` of the mean is inverted at ``u``; larger means add
+    independent Poisson counts for further chunks (fresh uniforms from ``key``), as
+    Poisson(l1) + Poisson(l2) = Poisson(l1 + l2).
+    """
+    n = _poisson_inversion(u, jnp.minimum(lam, _POISSON_CHUNK))
+
+    def body(state):
+        key, rest, n = state
+        key, sub = jax.random.split(key)
+        u_more, _ = _uniform_and_bit(sub, u.shape, u.dtype)
+        return key, rest - _POISSON_CHUNK, n + _poisson_inversion(u_more, jnp.clip(rest, 0.0, _POISSON_CHUNK))
+
+    _, _, n = jax.lax.while_loop(lambda s: jnp.any(s[1] > 0), body, (key, lam - _POISSON_CHUNK, n))
+    return n
+
+
+def _beta_proposal(key, n, dtype):
+    """One proposal ``y = 2B - 1``, ``B ~ Beta(ceil(n/2), floor(n/2) + 1)``, per element.
+
+    ``n`` is an int array of switch counts. For ``n <= 2`` the draw is exact in
+    closed form (``B = U`` or ``1 - sqrt(U)``) and always accepted; for ``n >= 3``
+    it is Cheng's (1978) algorithm BB (both shapes > 1, the first the smaller).
+    Entries with ``n = 0`` are accepted with an arbitrary value. Returns
+    ``(y, accept)``, float of ``dtype`` and bool, both of ``n``'s shape.
+    """
+    (u1, u2), _ = _uniform_and_bit(key, (2, *n.shape), dtype)
+    a = ((n + 1) // 2).astype(dtype)
+    b = (n // 2 + 1).astype(dtype)
+    a_s, b_s = jnp.maximum(a, 2.0), jnp.maximum(b, 2.0)
+    total = a_s + b_s
+    beta = jnp.sqrt((total - 2.0) / (2.0 * a_s * b_s - total))
+    gamma = a_s + 1.0 / beta
+    v = beta * (jnp.log(u1) - jnp.log1p(-u1))
+    w_minus_a = a_s * jnp.expm1(v)  # w = a e^v, kept relative to a against cancellation
+    w = a_s + w_minus_a
+    z = u1 * u1 * u2
+    r = gamma * v - math.log(4.0)
+    s = r - w_minus_a  # a + r - w
+    log_z = jnp.log(z)
+    accept = (
+        (s + (1.0 + math.log(5.0)) >= 5.0 * z)
+        | (s > log_z)
+        | (r - total * jnp.log1p(w_minus_a / total) >= log_z)
+    )
+    y_cheng = (w - b_s) / (w + b_s)
+    y_closed = jnp.where(n == 1, 2.0 * u1 - 1.0, 1.0 - 2.0 * jnp.sqrt(u1))
+    small = n <= 2
+    return jnp.where(small, y_closed, y_cheng), small | accept
+
+
+def _exclusive_count(mask):
+    """``sum(mask[..., :i])`` for each ``i`` along the last axis (int32).
+
+    A two-level blocked cumsum (rows of ``_PREFIX_BLOCK``): XLA's CPU cumsum is
+    superlinear in the length of the summed axis.
+    """
+    counts = mask.astype(jnp.int32)
+    *lead, size = counts.shape
+    width = min(size, _PREFIX_BLOCK)
+    rows = -(-size // width)
+    blocks = jnp.pad(counts, [(0, 0)] * len(lead) + [(0, rows * width - size)]).reshape(*lead, rows, width)
+    within = jnp.cumsum(blocks, axis=-1)
+    totals = within[..., -1]
+    before = jnp.cumsum(totals, axis=-1) - totals
+    return (within - blocks + before[..., None]).reshape(*lead, rows * width)[..., :size]
+
+
+def _block_size(shape):
+    """Length of the blocks that rejected proposals are redrawn within.
+
+    The largest power of two up to ``_MAX_BLOCK`` dividing the size of one entry
+    of the leading axis (the whole size for 1-D shapes), so that blocks never
+    straddle examples: with a batch-sharded array every block stays on one device.
+    """
+    per_entry = math.prod(shape[1:]) if len(shape) > 1 else math.prod(shape)
+    block = 1
+    while block < _MAX_BLOCK and per_entry % (2 * block) == 0:
+        block *= 2
+    return block
+
+
+def _redraw_all(key, n, y, done):
+    """Redraws rejected entries over the whole array until all are accepted."""
+
+    def body(state):
+        key, y, done = state
+        key, sub = jax.random.split(key)
+        y_new, ok = _beta_proposal(sub, n, y.dtype)
+        return key, jnp.where(done, y, y_new), done | ok
+
+    _, y, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), body, (key, y, done))
+    return y
+
+
+def _beta_frac(key, n, dtype):
+    """Exact ``2B - 1``, ``B ~ Beta(ceil(n/2), floor(n/2) + 1)``, for counts ``n`` of
+    shape ``(blocks, block)``.
+
+    One proposal round covers the whole array. In each block, the rejections
+    (about 10%) are queued by index and worked off through a buffer of
+    ``block / _BUFFER_FRACTION`` slots: each round proposes for every buffered
+    entry, writes the accepted ones and refills their slots from the queue, until
+    every queue and buffer is empty. All indexing stays within a block (batched
+    over blocks), so a batch-sharded array needs no cross-device traffic. Blocks
+    too short for a buffer are redrawn whole instead. Every rejected entry keeps
+    getting fresh, independent proposals until one is accepted, so the accepted
+    values keep their exact law.
+    """
+    block = n.shape[1]
+    buffer = block // _BUFFER_FRACTION
+    key_first, key_loop = jax.random.split(key)
+    y, accepted = _beta_proposal(key_first, n, dtype)
+    if buffer < 1:
+        return _redraw_all(key_loop, n, y, accepted)
+    pending = ~accepted
+    # Per block: indices of the rejected entries, in order, then the sentinel ``block``.
+    indices = jnp.where(pending, _exclusive_count(pending), block)
+    queue = jax.vmap(lambda i: jnp.full(block, block, jnp.int32).at[i].set(jnp.arange(block, dtype=jnp.int32), mode="drop"))(indices)
+    write = jax.vmap(lambda y, i, v: y.at[i].set(v, mode="drop"))
+
+    def round_(state):
+        key, y, slots, head = state
+        key, sub = jax.random.split(key)
+        n_buf = jnp.take_along_axis(n, slots, axis=1, mode="fill", fill_value=0)  # empty slot: n=0, accepted
+        y_buf, ok = _beta_proposal(sub, n_buf, dtype)
+        y = write(y, jnp.where(ok, slots, block), y_buf)
+        refill = jnp.take_along_axis(queue, head[:, None] + _exclusive_count(ok), axis=1, mode="fill", fill_value=block)
+        return key, y, jnp.where(ok, refill, slots), head + jnp.sum(ok, axis=1, dtype=jnp.int32)
+
+    state = (key_loop, y, queue[:, :buffer], jnp.full(n.shape[0], buffer, jnp.int32))
+    _, y, _, _ = jax.lax.while_loop(lambda s: jnp.any(s[2] < block), round_, state)
+    return y
 
 
 def sample(key, t, shape, *, a, c):
@@ -162,7 +295,14 @@ def sample(key, t, shape, *, a, c):
 
     Given n ~ Poisson(a t) direction switches, the time spent moving in the initial
     direction, divided by t, is Beta(floor(n/2) + 1, ceil(n/2)); with n = 0 the
-    draw sits on an atom ``+-c t``.
+    draw sits on an atom ``+-c t``. The sampler draws the mirror image
+    Beta(ceil(n/2), floor(n/2) + 1) (Cheng's algorithm wants the smaller shape
+    first), which the independent symmetric sign makes equal in law. Cost: one
+    random word per element for ``n`` and the sign (more only where ``a t > 40``),
+    two per Beta proposal; the ~10% rejected proposals are redrawn through small
+    buffers, within blocks of up to 1024 entries that never straddle two entries
+    of the leading (batch) axis. Compiled once per ``shape``, dtype and shape of
+    ``t``; a ``t`` of shape ``(B, 1, ...)`` (one time per example) is fastest.
 
     Args:
       key: PRNG key.
@@ -175,18 +315,24 @@ def sample(key, t, shape, *, a, c):
       draws on ``+-c t`` (n = 0).
     """
     check_positive(a=a, c=c)
+    t = _as_float(t)
+    shape = tuple(shape)
+    if t.ndim > len(shape) or jnp.broadcast_shapes(t.shape, shape) != shape:
+        raise ValueError(f"t of shape {t.shape} does not broadcast to shape {shape}")
+    return _sample(key, t, shape, a, c)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample(key, t, shape, a, c):
+    """:func:`sample` after argument checks, compiled once per shape and dtype."""
     dtype = _float_dtype()
-    t = jnp.broadcast_to(_as_float(t), shape)
-    k_pois, k_sign, k_gamma = jax.random.split(key, 3)
-    n = _poisson(k_pois, _as_float(a) * t)
-    sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), 1.0, -1.0).astype(dtype)
-    half = n // 2
-    alpha = (half + 1).astype(dtype)
-    beta = jnp.maximum(n - half, 1).astype(dtype)
-    g = _gamma_at_least_one(k_gamma, jnp.stack([alpha, beta]))
-    frac = (g[0] - g[1]) / (g[0] + g[1])  # 2 B - 1 in [-1, 1]
+    t = t.reshape((1,) * (len(shape) - t.ndim) + t.shape)  # broadcast lazily
+    k_count, k_chunks, k_beta = jax.random.split(key, 3)
+    u, positive = _uniform_and_bit(k_count, shape, dtype)
+    n = _poisson(k_chunks, u, _as_float(a) * t)
+    y = _beta_frac(k_beta, n.reshape(-1, _block_size(shape)), dtype).reshape(shape)
     on_atom = n == 0
-    x = sign * _as_float(c) * t * jnp.where(on_atom, 1.0, frac)
+    x = jnp.where(positive, 1.0, -1.0).astype(dtype) * _as_float(c) * t * jnp.where(on_atom, 1.0, y)
     return x, on_atom
 
 
@@ -230,10 +376,15 @@ def variance(t, *, a, c):
     check_positive(a=a, c=c)
     a, c, t = _as_float(a), _as_float(c), _as_float(t)
     lam = a * t
-    # phi(lam) = lam - (1 - exp(-2 lam)) / 2 = lam^2 - 2/3 lam^3 + 1/3 lam^4 - ...
-    series = lam * lam * (1.0 - lam * (2.0 / 3.0 - lam / 3.0))
+    # phi(lam) = lam - (1 - exp(-2 lam)) / 2 = lam^2 sum_j 2 (-2 lam)^j / (j + 2)!.
+    # The direct form loses ~eps lam / phi to cancellation; below lam = 1/4, sixteen
+    # series terms are accurate to float64 precision instead.
+    series = jnp.zeros_like(lam)
+    for j in reversed(range(16)):
+        series = series * lam + 2.0 * (-2.0) ** j / math.factorial(j + 2)
+    series = lam * lam * series
     direct = lam + 0.5 * jnp.expm1(-2.0 * lam)
-    phi = jnp.where(lam < 1e-2, series, direct)
+    phi = jnp.where(lam < 0.25, series, direct)
     return (c / a) ** 2 * phi
 
 

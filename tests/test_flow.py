@@ -49,7 +49,7 @@ def test_corrupt_is_data_plus_kac_noise_with_velocity_target(flow):
     elsewhere speed = g' velocity(K); and each row's K has the Kac variance.
     """
     # Same shapes as tests/test_kac.py's sampler draws: one compiled sampler.
-    T, rows, cols = flow.T, 50, 2000
+    T, rows, cols = flow.T, 50, 2048
     t = jnp.concatenate([jnp.zeros(1), jnp.linspace(0.02, 1.0, rows - 1)]) * T
     x0 = jax.random.uniform(jax.random.PRNGKey(1), (rows, cols), minval=-1.0, maxval=1.0)
     x_t, target = flow.corrupt(jax.random.PRNGKey(2), x0, t)

@@ -271,7 +271,7 @@ SAMPLE_SETTINGS = [
 ]
 # Every sampler test draws this shape with a (ROWS, 1) array of times, so they
 # share one compiled sampler.
-ROWS, COLS = 50, 2000
+ROWS, COLS = 50, 2048
 N_DRAWS = ROWS * COLS
 
 
@@ -361,9 +361,9 @@ def test_sampler_components_poisson_counts_and_beta_fractions():
     Switch counts n ~ Poisson(a t): chi-square over bins with >= 20 expected draws,
     for means below, at and above the 40-per-chunk inversion limit. Fractions
     2B - 1, B ~ Beta(ceil(n/2), floor(n/2) + 1): KS per n, including n = 1, 2
-    (closed forms) and n >= 3 (Cheng's rejection algorithm with its redraw queue).
+    (closed forms) and n >= 3 (Cheng's rejection algorithm with its redraw queues).
     """
-    per, lams = 20_000, [0.05, 3.0, 40.0, 41.0, 900.0]
+    per, lams = 16_384, [0.05, 3.0, 40.0, 41.0, 900.0]
     u, _ = kac._uniform_and_bit(jax.random.PRNGKey(7), (len(lams), per), jnp.float32)
     lam = jnp.asarray(lams, jnp.float32)[:, None]
     counts = np.asarray(jax.jit(kac._poisson)(jax.random.PRNGKey(8), u, lam))
@@ -376,11 +376,27 @@ def test_sampler_components_poisson_counts_and_beta_fractions():
         assert stats.chi2.sf(chi2, max(keep.sum() - 1, 1)) > 1e-4, mean
 
     ns = [1, 2, 3, 4, 5, 8, 13, 40, 1001]
-    n = jnp.repeat(jnp.asarray(ns, jnp.int32), per)
+    n = jnp.repeat(jnp.asarray(ns, jnp.int32), per).reshape(-1, 1024)  # blocks of 1024
     y = np.asarray(jax.jit(kac._beta_frac, static_argnums=2)(jax.random.PRNGKey(9), n, jnp.float32), np.float64)
     for k, row in zip(ns, y.reshape(len(ns), per)):
         law = stats.beta((k + 1) // 2, k // 2 + 1, loc=-1.0, scale=2.0)
         assert stats.kstest(row, law.cdf).pvalue > 1e-4, k
+
+
+def test_sample_on_eight_devices():
+    """A batch-sharded sample runs (its redraw loops index within blocks, so the
+    devices never wait on each other's collectives) and stays sharded and in the cone."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    assert jax.device_count() == 8, "conftest provides 8 fake CPU devices"
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    t = jax.device_put(jnp.linspace(0.05, 1.0, 16).reshape(16, 1, 1, 1), NamedSharding(mesh, PartitionSpec("data")))
+    x, on_atom = jax.jit(lambda k, t: kac.sample(k, t, (16, 8, 8, 3), a=9.0, c=3.0))(jax.random.PRNGKey(2), t)
+    assert len(x.sharding.device_set) == 8
+    x, on_atom, t = np.asarray(x), np.asarray(on_atom), np.asarray(t)
+    ct = np.broadcast_to(np.float32(3.0) * t, x.shape)
+    assert np.all(np.abs(x) <= ct)
+    np.testing.assert_array_equal(np.abs(x[on_atom]), ct[on_atom])
 
 
 # ---------------------------------------------------------------------------
@@ -462,9 +478,8 @@ def test_jit_vmap_and_grad():
     x = jnp.linspace(-1.4, 1.4, 33)
     t = jnp.full_like(x, 0.5)
     for fn in (kac.velocity, kac.density):
-        eager = fn(x, t, a=a, c=c)
-        np.testing.assert_allclose(jax.jit(lambda x, t: fn(x, t, a=a, c=c))(x, t), eager, rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(jax.vmap(lambda x, t: fn(x, t, a=a, c=c))(x, t), eager, rtol=1e-6, atol=1e-7)
+        batched = jax.jit(jax.vmap(lambda x, t: fn(x, t, a=a, c=c)))(x, t)
+        np.testing.assert_allclose(batched, fn(x, t, a=a, c=c), rtol=1e-6, atol=1e-7)
     # grad of velocity in x: finite inside the cone (near the edge and where z is
     # tiny), and equal to a central difference in float64.
     dv = jax.jit(jax.vmap(jax.grad(lambda x, t: kac.velocity(x, t, a=a, c=c))))
