@@ -26,7 +26,7 @@ flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --
 flags.DEFINE_integer("num_processes", None, "Number of processes, for --distributed without autodetection.")
 flags.DEFINE_integer("process_id", None, "This process's index, for --distributed without autodetection.")
 flags.DEFINE_string(
-    "compilation_cache", os.path.join("~", ".cache", "kacjax", "xla"), "Persistent XLA cache directory ('' disables)."
+    "compilation_cache", "", "Persistent XLA compilation cache directory, e.g. ~/.cache/kacjax/xla ('' disables)."
 )
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
