@@ -39,7 +39,7 @@ def main(argv):
     batch = parallel.shard_batch(data.batch(0), mesh)
     st = dict(stage=1, teacher_steps=20 * args.inner_steps, student_steps=20, inner_steps=args.inner_steps)
     step = experiment.jit_step(distill.make_distill_step(model, flow, tx, st=st, dcfg=d, ema_decay=0.99,
-                                                         null_label=null, guide_teacher=True), mesh)
+                                                         null_label=null, guide_teacher=True, mesh=mesh), mesh)
 
     def run_step(s):
         return step(s, batch, teacher)

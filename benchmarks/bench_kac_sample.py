@@ -123,12 +123,15 @@ def main(argv):
     if not args.no_numpy:
         rng, t_np = np.random.default_rng(0), np.asarray(t, np.float64)
         add("numpy Poisson-Beta (exact)", lambda: numpy_poisson_beta(rng, t_np, shape, a, c))
-        add(f"numpy paths ({args.max_flips} flips/path)", lambda: numpy_paths(rng, t_np, shape, a, c, args.max_flips))
+        add(f"numpy paths ({args.max_flips} flips/path)",
+            lambda: numpy_paths(rng, t_np, shape, a, c, args.max_flips))
 
     x, on_atom = kac.sample(key, t, shape, a=a, c=c)
-    add("kac.velocity on the batch", jax.jit(lambda x, t, m: kac.velocity(x, t, a=a, c=c, on_atom=m)), x, t, on_atom)
+    add("kac.velocity on the batch",
+        jax.jit(lambda x, t, m: kac.velocity(x, t, a=a, c=c, on_atom=m)), x, t, on_atom)
 
-    images = jnp.zeros((args.batch, 32, 32, 3)) if args.dim == 3072 else jnp.zeros((args.batch, args.dim, 1, 1))
+    image_shape = (32, 32, 3) if args.dim == 3072 else (args.dim, 1, 1)
+    images = jnp.zeros((args.batch, *image_shape))
     net = SmallConvNet()
     params = net.init(jax.random.PRNGKey(2), images[:1])
     forward = jax.jit(net.apply)
@@ -138,7 +141,8 @@ def main(argv):
     gflop = forward.lower(params, images).compile().cost_analysis()["flops"] / 1e9
 
     print(f"machine: {platform.machine()} CPU, {os.cpu_count()} cores ({jax.devices()[0].device_kind}); "
-          f"python {platform.python_version()}, jax {jax.__version__}, flax {flax.__version__}, numpy {np.__version__}")
+          f"python {platform.python_version()}, jax {jax.__version__}, flax {flax.__version__}, "
+          f"numpy {np.__version__}")
     print(f"batch {args.batch} x {args.dim} = {draws:,} draws, a={a:g} c={c:g}, t ~ U[0, 1] per row; "
           f"median and min of {args.repeats} calls")
     print(f"forward pass of a {n_params:,}-parameter conv net ({gflop:.1f} GFLOP) on {images.shape}: "

@@ -47,7 +47,7 @@ def main(argv):
     tx = train_state.make_optimizer(config.train)
     null = experiment.null_label(config.model)
     state = experiment.create_state(model, tx, shape, null is not None, 0, mesh)
-    step = experiment.jit_step(train.make_train_step(model, flow, tx, config.train, null), mesh)
+    step = experiment.jit_step(train.make_train_step(model, flow, tx, config.train, null, mesh), mesh)
     sharded = parallel.shard_batch(batch, mesh)
     start = time.perf_counter()
     state, _ = step(state, sharded)
@@ -62,7 +62,7 @@ def main(argv):
     @jax.jit
     def noise(key, x0):
         k_t, k_n = jax.random.split(key)
-        return flow.corrupt(k_n, x0, sample_times(k_t, x0.shape[0], flow))
+        return flow.corrupt(k_n, x0, sample_times(k_t, x0.shape[0], flow), mesh=mesh)
 
     noise_s = seconds_per_call(noise, jax.random.PRNGKey(0), sharded["x"], repeats=max(args.steps, 10))
     params = sum(x.size for x in jax.tree.leaves(state.params))

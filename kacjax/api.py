@@ -38,7 +38,8 @@ def _resolve_stage(workdir: str, stage: int) -> str:
     if stage == -1:
         return existing[-1]
     if not 0 <= stage < len(dirs) or dirs[stage] not in existing:
-        raise CheckpointError(f"stage {stage} has no checkpoint in {workdir}; available: {[dirs.index(d) for d in existing]}")
+        available = [dirs.index(d) for d in existing]
+        raise CheckpointError(f"stage {stage} has no checkpoint in {workdir}; available: {available}")
     return dirs[stage]
 
 

@@ -24,7 +24,7 @@ import re
 import jax
 import jax.numpy as jnp
 
-from kacjax import api, experiment, guidance, kac, parallel, samplers, train_state
+from kacjax import api, experiment, guidance, parallel, samplers, train_state
 from kacjax.checkpoint import CheckpointError, Checkpointer
 from kacjax.data import build_input
 from kacjax.logs import MetricWriter
@@ -95,17 +95,12 @@ def stage_config(config, st: dict):
     return cfg
 
 
-def forward_state(key, flow, x0, t):
-    """``x_t = f(t) x0 + K(g(t))`` with t ``(B,)`` (the forward process marginal)."""
-    t_x = t.reshape(t.shape + (1,) * (x0.ndim - 1))
-    noise, _ = kac.sample(key, flow.g(t_x), x0.shape, a=flow.a, c=flow.c)
-    return flow.f(t_x) * x0 + noise
-
-
-def make_distill_step(model, flow, tx, *, st: dict, dcfg, ema_decay: float, null_label, guide_teacher: bool):
+def make_distill_step(model, flow, tx, *, st: dict, dcfg, ema_decay: float, null_label, guide_teacher: bool,
+                      mesh=None):
     """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
 
     The teacher's parameters are an argument: never closed over, donated or saved.
+    With the training ``mesh``, each device draws the noise of its own rows.
     """
     M, N = st["student_steps"], st["inner_steps"]
     delta = flow.T / M
@@ -128,10 +123,10 @@ def make_distill_step(model, flow, tx, *, st: dict, dcfg, ema_decay: float, null
         t = flow.T - j.astype(x0.dtype) * delta
         teacher_u = lambda x, tt: velocity(teacher_params, x, tt, labels, w)  # noqa: E731
         if dcfg.x_source == "forward":
-            x_t = forward_state(k_noise, flow, x0, t)
+            x_t, _ = flow.corrupt(k_noise, x0, t, mesh=mesh)  # the forward marginal at t
         else:
             rollout = samplers.integrate(
-                teacher_u, flow.prior_sample(k_noise, x0.shape), method=dcfg.inner_method,
+                teacher_u, flow.prior_sample(k_noise, x0.shape, mesh=mesh), method=dcfg.inner_method,
                 steps=M * N, t_start=flow.T, return_trajectory=True,
             ).trajectory[::N]  # (M + 1, B, ...) states on the student grid
             x_t = rollout[j, jnp.arange(B)]
@@ -203,7 +198,7 @@ def run_chain(config, workdir: str, *, devices=None) -> list:
         )
         step_fn = experiment.jit_step(
             make_distill_step(teacher.model, teacher.flow, tx, st=st, dcfg=d, ema_decay=cfg.train.ema_decay,
-                              null_label=teacher.null_label, guide_teacher=not teacher.is_student),
+                              null_label=teacher.null_label, guide_teacher=not teacher.is_student, mesh=mesh),
             mesh,
         )
         meta = {

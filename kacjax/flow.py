@@ -11,11 +11,12 @@ prior ``K(g(T))``.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 
-from kacjax import kac
+from kacjax import kac, parallel
 
 F_SCHEDULES = ("linear", "exp")
 G_SCHEDULES = ("t", "t2")
@@ -77,28 +78,53 @@ class KacFlow:
             return jnp.ones_like(t)
         return 2.0 * t / self.T
 
-    def prior_sample(self, key, shape):
-        """Draws the prior ``K(g(T))`` of ``shape`` (exact Kac noise)."""
-        t_end = jnp.asarray(self.g(jnp.asarray(self.T, jnp.result_type(float))))
-        x, _ = kac.sample(key, t_end, shape, a=self.a, c=self.c)
+    def noise(self, key, clock, shape, *, mesh=None):
+        """Exact Kac noise ``K(clock)``, drawn example by example.
+
+        Args:
+          key: PRNG key; example ``i`` uses the ``i``-th of ``jax.random.split(key, B)``,
+            so a draw does not depend on the batch's layout over devices.
+          clock: Kac times >= 0, shape ``(B,)``.
+          shape: ``(B, ...)``.
+          mesh: optional ``('data',)`` mesh; each device then draws its own rows
+            (see :func:`kacjax.parallel.per_example`).
+
+        Returns:
+          ``(noise, on_atom)`` of ``shape`` (float, bool).
+        """
+        size = math.prod(shape[1:])
+
+        def one(k, s):  # flat draws: sampler blocks span the whole example
+            x, on_atom = kac.sample(k, s, (size,), a=self.a, c=self.c)
+            return x.reshape(shape[1:]), on_atom.reshape(shape[1:])
+
+        keys = jax.random.split(key, shape[0])
+        return parallel.per_example(one, mesh)(keys, jnp.broadcast_to(clock, shape[:1]))
+
+    def prior_sample(self, key, shape, *, mesh=None):
+        """Draws the prior ``K(g(T))`` of ``shape`` ``(B, ...)`` (exact Kac noise; see :meth:`noise`)."""
+        t_end = self.g(jnp.asarray(self.T, jnp.result_type(float)))
+        x, _ = self.noise(key, t_end, shape, mesh=mesh)
         return x
 
-    def corrupt(self, key, x0, t):
+    def corrupt(self, key, x0, t, *, mesh=None):
         """Forward-process draw and its flow-matching target.
 
         Args:
           key: PRNG key.
           x0: data, shape ``(B, ...)``.
           t: times in ``[0, T]``, shape ``(B,)``.
+          mesh: optional ``('data',)`` mesh for the noise (see :meth:`noise`).
 
         Returns:
           ``(x_t, target)``, both of ``x0``'s shape: ``x_t = f x0 + K(g(t))`` and
           ``target = f' x0 + g' v(g(t), K)``, with ``v`` evaluated on the sampled
           noise and its atom flag (never re-derived from ``x_t``).
         """
-        t = jnp.reshape(t, t.shape + (1,) * (x0.ndim - t.ndim)).astype(x0.dtype)
+        t = t.astype(x0.dtype)
+        noise, on_atom = self.noise(key, self.g(t), x0.shape, mesh=mesh)
+        t = jnp.reshape(t, t.shape + (1,) * (x0.ndim - t.ndim))
         clock = self.g(t)
-        noise, on_atom = kac.sample(key, clock, x0.shape, a=self.a, c=self.c)
         speed = kac.velocity(noise, clock, a=self.a, c=self.c, on_atom=on_atom)
         x_t = self.f(t) * x0 + noise
         target = self.df(t) * x0 + self.dg(t) * speed

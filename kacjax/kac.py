@@ -272,17 +272,20 @@ def _beta_frac(key, n, dtype):
         return _redraw_all(key_loop, n, y, accepted)
     pending = ~accepted
     # Per block: indices of the rejected entries, in order, then the sentinel ``block``.
-    indices = jnp.where(pending, _exclusive_count(pending), block)
-    queue = jax.vmap(lambda i: jnp.full(block, block, jnp.int32).at[i].set(jnp.arange(block, dtype=jnp.int32), mode="drop"))(indices)
-    write = jax.vmap(lambda y, i, v: y.at[i].set(v, mode="drop"))
+    write = jax.vmap(lambda y, i, v: y.at[i].set(v, mode="drop"))  # one block per row; i = block: dropped
+    positions = jnp.broadcast_to(jnp.arange(block, dtype=jnp.int32), n.shape)
+    slot_in_queue = jnp.where(pending, _exclusive_count(pending), block)
+    queue = write(jnp.full(n.shape, block, jnp.int32), slot_in_queue, positions)
 
     def round_(state):
         key, y, slots, head = state
         key, sub = jax.random.split(key)
-        n_buf = jnp.take_along_axis(n, slots, axis=1, mode="fill", fill_value=0)  # empty slot: n=0, accepted
+        # An empty slot (index ``block``) reads n = 0, whose proposal is always accepted.
+        n_buf = jnp.take_along_axis(n, slots, axis=1, mode="fill", fill_value=0)
         y_buf, ok = _beta_proposal(sub, n_buf, dtype)
         y = write(y, jnp.where(ok, slots, block), y_buf)
-        refill = jnp.take_along_axis(queue, head[:, None] + _exclusive_count(ok), axis=1, mode="fill", fill_value=block)
+        next_in_queue = head[:, None] + _exclusive_count(ok)
+        refill = jnp.take_along_axis(queue, next_in_queue, axis=1, mode="fill", fill_value=block)
         return key, y, jnp.where(ok, refill, slots), head + jnp.sum(ok, axis=1, dtype=jnp.int32)
 
     state = (key_loop, y, queue[:, :buffer], jnp.full(n.shape[0], buffer, jnp.int32))

@@ -18,19 +18,20 @@ from kacjax.loop import fit
 TEACHER_DIR = "teacher"
 
 
-def make_train_step(model, flow, tx, train_cfg, null_label):
+def make_train_step(model, flow, tx, train_cfg, null_label, mesh=None):
     """``(state, batch) -> (state, metrics)`` for Kac flow matching (not jitted).
 
     batch: ``{'x': (B, ...) data in [-1, 1], 'label': (B,) int}``. Each example gets
     ``t ~ U[0, T]``, Kac noise and its exact target; labels are replaced by the null
     label with probability ``train_cfg.label_dropout`` (conditional models only).
+    With the training ``mesh``, each device draws the noise of its own rows.
     """
 
     def step(state, batch):
         k_time, k_noise, k_label, k_dropout = jax.random.split(train_state.step_rng(state), 4)
         x0 = batch["x"]
         t = sample_times(k_time, x0.shape[0], flow)
-        x_t, target = flow.corrupt(k_noise, x0, t)
+        x_t, target = flow.corrupt(k_noise, x0, t, mesh=mesh)
         labels = None
         if null_label is not None:
             labels = drop_labels(k_label, batch["label"], train_cfg.label_dropout, null_label)
@@ -77,7 +78,7 @@ def train_teacher(config, workdir: str, *, devices=None):
         checkpointer, config, model, tx, data.shape, conditional, mesh,
         fresh=lambda: experiment.create_state(model, tx, data.shape, conditional, config.seed, mesh),
     )
-    step_fn = experiment.jit_step(make_train_step(model, flow, tx, tr, null), mesh)
+    step_fn = experiment.jit_step(make_train_step(model, flow, tx, tr, null, mesh), mesh)
     state = fit(
         state,
         step_fn,

@@ -1,6 +1,7 @@
 """Small configs shared by the pipeline tests."""
 
 import os
+import re
 
 from kacjax.config_defaults import load_config
 
@@ -19,3 +20,38 @@ def tiny_config(data: str = "toy2d", **train):
     c.train.update(dict(batch_size=16, num_steps=4, log_every=2, checkpoint_every=2, warmup_steps=0))
     c.train.update(train)
     return c
+
+
+_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
+
+
+def collectives_in_loops(hlo_text: str) -> list:
+    """Names of collective instructions that run inside a while loop of compiled HLO text.
+
+    Follows every computation a loop's body or condition calls. On XLA:CPU a collective
+    inside a data-dependent loop can deadlock the fake devices' shared thread pool.
+    """
+    bodies, current = {}, None
+    for line in hlo_text.splitlines():
+        head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$", line)
+        if head:
+            current = head.group(1)
+            bodies[current] = []
+        elif current is not None:
+            bodies[current].append(line)
+    calls = re.compile(r"(?:body|condition|to_apply|calls|branch_computations)=\{?%?([\w.\-, %]+)\}?")
+    pending = [name for lines in bodies.values() for line in lines if " while(" in line
+               for name in re.findall(r"(?:body|condition)=%?([\w.\-]+)", line)]
+    seen, found = set(), []
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in bodies:
+            continue
+        seen.add(name)
+        for line in bodies[name]:
+            op = re.search(r"= \S+ ([\w\-]+)\(", line)
+            if op and op.group(1).removesuffix("-start") in _COLLECTIVES:
+                found.append(line.split("=")[0].strip())
+            for group in calls.findall(line):
+                pending.extend(n.strip().lstrip("%") for n in group.split(","))
+    return found

@@ -6,8 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import tiny_config
-from kacjax import api, distill, parallel, train
+from helpers import collectives_in_loops, tiny_config
+from kacjax import api, distill, experiment, parallel, train, train_state
+from kacjax.data import build_input
 from kacjax.checkpoint import CheckpointError, Checkpointer
 
 
@@ -94,6 +95,23 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     before = Checkpointer(dirs[1]).latest_step()
     distill.run_chain(chain_config(), str(tmp_path))
     assert Checkpointer(dirs[1]).latest_step() == before
+
+
+@pytest.mark.parametrize("x_source", distill.X_SOURCES)
+def test_no_collective_inside_a_loop_of_the_distill_step(x_source):
+    """Noise for x_t (forward or prior) is drawn per device; the teacher's loops need no collective."""
+    config = chain_config(x_source=x_source)
+    mesh = parallel.make_mesh()
+    data = build_input(config.data, global_batch_size=16, seed=0)
+    model = experiment.build_model_checked(config, data.num_classes)
+    tx = train_state.make_optimizer(config.train)
+    state = experiment.create_state(model, tx, data.shape, True, 0, mesh)
+    st = distill.plan(config)[0]
+    step = experiment.jit_step(distill.make_distill_step(
+        model, experiment.build_flow(config), tx, st=st, dcfg=config.distill, ema_decay=0.9, null_label=10,
+        guide_teacher=True, mesh=mesh), mesh)
+    hlo = step.lower(state, parallel.shard_batch(data.batch(0), mesh), state.params).compile().as_text()
+    assert collectives_in_loops(hlo) == []
 
 
 def _ema(directory):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kacjax import kac
+from kacjax import kac, parallel
 from kacjax.flow import KacFlow, sample_times
 
 FLOWS = [
@@ -48,7 +48,6 @@ def test_corrupt_is_data_plus_kac_noise_with_velocity_target(flow):
     |K| = c g and speed exactly +-c g' with K's sign, at the binomial rate e^{-a g};
     elsewhere speed = g' velocity(K); and each row's K has the Kac variance.
     """
-    # Same shapes as tests/test_kac.py's sampler draws: one compiled sampler.
     T, rows, cols = flow.T, 50, 2048
     t = jnp.concatenate([jnp.zeros(1), jnp.linspace(0.02, 1.0, rows - 1)]) * T
     x0 = jax.random.uniform(jax.random.PRNGKey(1), (rows, cols), minval=-1.0, maxval=1.0)
@@ -89,6 +88,22 @@ def test_prior_sample_law(flow):
     assert np.all(np.abs(x) <= flow.c * clock * (1 + 1e-6))
     assert abs(x.mean()) <= 5 * math.sqrt(var / n)
     assert abs(x.var() - var) <= 5 * math.sqrt((flow.c * clock) ** 2 * var / n)
+
+
+def test_noise_is_drawn_per_example_whatever_the_device_layout():
+    """Example i's noise comes from the i-th split key alone: the same on 1 or 8 devices."""
+    flow, shape = KacFlow(), (16, 8, 8, 1)
+    key, clock = jax.random.PRNGKey(5), jnp.linspace(0.0, 1.0, shape[0])
+    plain = flow.noise(key, clock, shape)
+    keys = jax.random.split(key, shape[0])
+    for i in (0, 7, 15):
+        alone = kac.sample(keys[i], clock[i], (64,), a=flow.a, c=flow.c)
+        for got, want in zip(plain, alone):
+            np.testing.assert_array_equal(got[i].ravel(), want)
+    for devices in (jax.devices()[:1], jax.devices()):
+        sharded = flow.noise(key, clock, shape, mesh=parallel.make_mesh(devices))
+        for got, want in zip(sharded, plain):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,8 @@ def test_reference_table(x64):
             assert all(g.dtype == dtype for g in got)
             # p even, v odd, F(-x) = 1 - F(x) off the atoms.
             want = [[p_ref, p_ref], [v_ref, -v_ref], [F_ref, 1 - F_ref]]
-            np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=rtol, atol=atol, err_msg=str((a, c, t, x)))
+            np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=rtol, atol=atol,
+                                       err_msg=str((a, c, t, x)))
 
 
 @pytest.mark.parametrize("a, c, t", [(9, 3, 0.5), (1, 1, 1), (25, 2, 0.7), (0.3, 2, 2.0)])
@@ -165,7 +166,8 @@ def test_float32_against_double_references(a, c):
         v = np.asarray(velocity(x_, t_, a=a, c=c), np.float64)
         p = np.asarray(density(x_, t_, a=a, c=c), np.float64)
         msg = f"a={a} c={c} t={t}"
-        np.testing.assert_allclose(F, ref_cdf(x.astype(np.float64), float(t32), a, c32), rtol=0, atol=1e-5, err_msg=msg)
+        F_ref = ref_cdf(x.astype(np.float64), float(t32), a, c32)
+        np.testing.assert_allclose(F, F_ref, rtol=0, atol=1e-5, err_msg=msg)
         inside = interior(x, c, t32)
         p_ref, v_ref = ref_bessel(x[inside].astype(np.float64), float(t32), a, c32)
         np.testing.assert_allclose(v[inside], v_ref, rtol=0, atol=1e-4 * c, err_msg=msg)
@@ -194,7 +196,7 @@ def test_cdf_is_monotone_and_its_derivative_is_the_density():
     with jax.enable_x64(True):
         a, c, t, h = 9.0, 3.0, 0.6, 1e-5
         # 401 points across the cone (ends 1e-12 inside), then 2 just outside.
-        x = jnp.append(jnp.linspace(-1, 1, 401) * c * t * (1 - 1e-12), jnp.array([-1, 1]) * c * t * (1 + 1e-12))
+        x = jnp.append(jnp.linspace(-1, 1, 401) * (1 - 1e-12), jnp.array([-1, 1]) * (1 + 1e-12)) * c * t
         F = np.asarray(cdf(x, t, a=a, c=c))
         assert np.all(np.diff(F[:401]) >= 0)
         half_atom = math.exp(-a * t) / 2  # the jumps at -ct and ct
@@ -218,7 +220,8 @@ def test_moments_and_atom_mass_formulas():
             for x64, rtol, atol in [(False, 1e-6, 1.2e-38), (True, 1e-14, 0.0)]:
                 with jax.enable_x64(x64):
                     np.testing.assert_allclose(float(kac.variance(t, a=a, c=c)), want, rtol=rtol, atol=atol)
-                    np.testing.assert_allclose(float(kac.atom_mass(t, a=a)), math.exp(-lam), rtol=rtol, atol=atol)
+                    mass = float(kac.atom_mass(t, a=a))
+                    np.testing.assert_allclose(mass, math.exp(-lam), rtol=rtol, atol=atol)
 
 
 # ---------------------------------------------------------------------------
@@ -277,7 +280,8 @@ N_DRAWS = ROWS * COLS
 
 def draw(key, t, a, c):
     """``N_DRAWS`` flattened draws at time(s) t (scalar or (ROWS, 1)); float64 numpy."""
-    x, on_atom = kac.sample(key, jnp.broadcast_to(jnp.asarray(t, jnp.result_type(float)), (ROWS, 1)), (ROWS, COLS), a=a, c=c)
+    t = jnp.broadcast_to(jnp.asarray(t, jnp.result_type(float)), (ROWS, 1))
+    x, on_atom = kac.sample(key, t, (ROWS, COLS), a=a, c=c)
     return np.asarray(x, np.float64).ravel(), np.asarray(on_atom).ravel()
 
 
@@ -377,7 +381,8 @@ def test_sampler_components_poisson_counts_and_beta_fractions():
 
     ns = [1, 2, 3, 4, 5, 8, 13, 40, 1001]
     n = jnp.repeat(jnp.asarray(ns, jnp.int32), per).reshape(-1, 1024)  # blocks of 1024
-    y = np.asarray(jax.jit(kac._beta_frac, static_argnums=2)(jax.random.PRNGKey(9), n, jnp.float32), np.float64)
+    y = jax.jit(kac._beta_frac, static_argnums=2)(jax.random.PRNGKey(9), n, jnp.float32)
+    y = np.asarray(y, np.float64)
     for k, row in zip(ns, y.reshape(len(ns), per)):
         law = stats.beta((k + 1) // 2, k // 2 + 1, loc=-1.0, scale=2.0)
         assert stats.kstest(row, law.cdf).pvalue > 1e-4, k
@@ -390,7 +395,8 @@ def test_sample_on_eight_devices():
 
     assert jax.device_count() == 8, "conftest provides 8 fake CPU devices"
     mesh = Mesh(np.array(jax.devices()), ("data",))
-    t = jax.device_put(jnp.linspace(0.05, 1.0, 16).reshape(16, 1, 1, 1), NamedSharding(mesh, PartitionSpec("data")))
+    t = jnp.linspace(0.05, 1.0, 16).reshape(16, 1, 1, 1)
+    t = jax.device_put(t, NamedSharding(mesh, PartitionSpec("data")))
     x, on_atom = jax.jit(lambda k, t: kac.sample(k, t, (16, 8, 8, 3), a=9.0, c=3.0))(jax.random.PRNGKey(2), t)
     assert len(x.sharding.device_set) == 8
     x, on_atom, t = np.asarray(x), np.asarray(on_atom), np.asarray(t)

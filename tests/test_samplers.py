@@ -69,7 +69,8 @@ def test_step_formulas_trajectory_and_grid():
             xa = xa + h * (ua if ua_prev is None else 1.5 * ua - 0.5 * ua_prev)
             ua_prev = ua
         for method, want in [("euler", xe), ("midpoint", xm), ("ab2", xa)]:
-            sol = samplers.integrate(u_cos, x0, method=method, steps=steps, t_start=t0, t_end=t1, return_trajectory=True)
+            sol = samplers.integrate(u_cos, x0, method=method, steps=steps, t_start=t0, t_end=t1,
+                                     return_trajectory=True)
             np.testing.assert_allclose(sol.x, want, rtol=1e-13)
             assert sol.trajectory.shape == (steps + 1, *x0.shape)
             np.testing.assert_array_equal(sol.trajectory[0], x0)
@@ -94,7 +95,8 @@ def test_per_example_grids_match_separate_runs():
             sol = samplers.integrate(u, x, method=method, steps=5, t_start=t_start, t_end=t_end)
             assert sol.times.shape == (6, 3)
             for i in range(3):
-                one = samplers.integrate(u_cos, x[i], method=method, steps=5, t_start=float(t_start[i]), t_end=float(t_end[i]))
+                one = samplers.integrate(u_cos, x[i], method=method, steps=5,
+                                         t_start=float(t_start[i]), t_end=float(t_end[i]))
                 np.testing.assert_allclose(sol.x[i], one.x, rtol=1e-13)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from helpers import tiny_config
+from helpers import collectives_in_loops, tiny_config
 from kacjax import experiment, guidance, parallel, train, train_state
 from kacjax.checkpoint import CheckpointError, Checkpointer
 from kacjax.data import build_input
@@ -25,7 +25,8 @@ def _parts(config, devices):
     tx = train_state.make_optimizer(config.train)
     null = experiment.null_label(config.model)
     state = experiment.create_state(model, tx, data.shape, null is not None, config.seed, mesh)
-    step = experiment.jit_step(train.make_train_step(model, experiment.build_flow(config), tx, config.train, null), mesh)
+    flow = experiment.build_flow(config)
+    step = experiment.jit_step(train.make_train_step(model, flow, tx, config.train, null, mesh), mesh)
     return mesh, data, state, step
 
 
@@ -46,6 +47,22 @@ def test_eight_devices_match_one_device():
     assert loss1 == pytest.approx(loss8, rel=1e-5)
     for a, b in zip(p1, p8):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_no_collective_inside_a_loop_of_the_step():
+    """The Kac sampler's data-dependent loops run per device: no all-reduce in a loop condition.
+
+    On XLA:CPU such a collective can deadlock the fake devices (a 40 s rendezvous timeout
+    that aborts the process); the step built without the mesh shows the check can fail.
+    """
+    config = tiny_config("digits")
+    mesh, data, state, step = _parts(config, None)
+    batch = parallel.shard_batch(data.batch(0), mesh)
+    assert collectives_in_loops(step.lower(state, batch).compile().as_text()) == []
+    model = experiment.build_model_checked(config, data.num_classes)
+    global_step = experiment.jit_step(train.make_train_step(
+        model, experiment.build_flow(config), train_state.make_optimizer(config.train), config.train, 10), mesh)
+    assert collectives_in_loops(global_step.lower(state, batch).compile().as_text())
 
 
 def test_kill_and_resume_continues_exactly(tmp_path):
