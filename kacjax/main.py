@@ -16,7 +16,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from kacjax import logs
+from kacjax import logs, parallel
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
@@ -44,6 +44,7 @@ def _modes():
 
 
 def _init_jax() -> None:
+    parallel.size_cpu_thread_pools()  # fake CPU devices: before the backend exists
     if FLAGS.compilation_cache:
         jax.config.update("jax_compilation_cache_dir", os.path.expanduser(FLAGS.compilation_cache))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

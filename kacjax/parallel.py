@@ -7,13 +7,32 @@ replicated. Each process supplies only its own rows of the global batch.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+import os
+import re
+from typing import Callable, MutableMapping, Optional, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+
+
+def size_cpu_thread_pools(environ: MutableMapping[str, str] = os.environ) -> Optional[int]:
+    """Gives XLA:CPU two pool threads per fake device, unless ``PJRT_NPROC``/``NPROC`` is set.
+
+    With ``--xla_force_host_platform_device_count=N`` in ``XLA_FLAGS``, XLA:CPU runs the
+    N devices' work on pools of one thread per core by default. A device waiting in a
+    collective holds a pool thread, so with more devices than cores the devices still
+    on their way can be starved: a deadlock that XLA aborts after 40 s. Call this
+    before JAX creates its CPU backend. Returns the pool size set, or None.
+    """
+    found = re.search(r"--xla_force_host_platform_device_count=(\d+)", environ.get("XLA_FLAGS", ""))
+    if not found or int(found.group(1)) < 2 or "PJRT_NPROC" in environ or "NPROC" in environ:
+        return None
+    threads = max(2 * int(found.group(1)), os.cpu_count() or 1)
+    environ["PJRT_NPROC"] = str(threads)
+    return threads
 
 
 def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:

@@ -12,11 +12,15 @@ import pytest
 from helpers import ROOT
 
 
+def _user_env(**extra):
+    """The environment of a user's shell: one CPU device and XLA's own thread pools, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC")}
+    return dict(env, **extra)
+
+
 def _kacjax(*args, env_extra=None, **kw):
-    env = dict(os.environ, **(env_extra or {}))
-    env.pop("XLA_FLAGS", None)  # one CPU device, as for a user
-    return subprocess.run([sys.executable, "-m", "kacjax", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "kacjax", *args], cwd=ROOT, env=_user_env(**(env_extra or {})),
+                          capture_output=True, text=True, **kw)
 
 
 @pytest.mark.slow
@@ -60,8 +64,7 @@ def test_missing_dataset_fails_fast(tmp_path):
 def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
     """kill -9 during distillation, rerun: the chain completes, samples and report are written."""
     cmd = [sys.executable, "-m", "kacjax", "--config", "experiments/digits.py:quick", "--workdir", str(tmp_path)]
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
+    env = _user_env()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stage1 = tmp_path / "distill" / "stage1_4steps"
     deadline = time.time() + 600
@@ -100,7 +103,7 @@ def test_two_processes_train_like_one(tmp_path):
     args = ["-m", "kacjax", "--config", "experiments/toy2d.py:quick", "--mode=train",
             "--config.train.num_steps=4", "--config.train.batch_size=64", "--compilation_cache="]
     port = _free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = _user_env(XLA_FLAGS="--xla_force_host_platform_device_count=2")
     procs = [
         subprocess.Popen([sys.executable, *args, "--workdir", str(tmp_path / "multi"), "--distributed",
                           f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
@@ -111,7 +114,7 @@ def test_two_processes_train_like_one(tmp_path):
     assert all(p.returncode == 0 for p in procs), outputs[0][-2000:] + outputs[1][-2000:]
     assert "process 0 of 2, 2 local / 4 global devices" in outputs[0]
     single = subprocess.run([sys.executable, *args, "--workdir", str(tmp_path / "single")], cwd=ROOT,
-                            env=dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+                            env=_user_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     multi_params = jax.tree.leaves(api.load(str(tmp_path / "multi")).params)

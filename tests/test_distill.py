@@ -143,7 +143,8 @@ def test_other_distillation_options_run(tmp_path, teacher_dir, x_source, loss_sp
 @pytest.mark.slow
 def test_distilled_student_beats_teacher_at_equal_steps(tmp_path):
     """On toy2d, a 4-step student lands closer to the teacher's 100-step endpoint than the teacher at 4 steps."""
-    c = tiny_config("toy2d", num_steps=1500, batch_size=256, learning_rate=2e-3)
+    c = tiny_config("toy2d", num_steps=1500, batch_size=256, learning_rate=2e-3, log_every=500,
+                    checkpoint_every=1500)
     c.model.update(hidden=128, depth=3)
     c.distill.update(teacher_steps=100, student_steps=(4,), train_steps=(600,), learning_rates=(5e-4,),
                      inner_method="ab2", w=0.0)

@@ -65,6 +65,17 @@ def test_no_collective_inside_a_loop_of_the_step():
     assert collectives_in_loops(global_step.lower(state, batch).compile().as_text())
 
 
+def test_cpu_thread_pools_get_two_threads_per_fake_device():
+    flags = {"XLA_FLAGS": "--xla_foo=1 --xla_force_host_platform_device_count=8"}
+    env = dict(flags)
+    assert parallel.size_cpu_thread_pools(env) == 16 and env["PJRT_NPROC"] == "16"
+    for kept in ({"PJRT_NPROC": "3"}, {"NPROC": "5"}):  # the user's own choice stands
+        env = dict(flags, **kept)
+        assert parallel.size_cpu_thread_pools(env) is None and env == dict(flags, **kept)
+    for env in ({}, {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}):
+        assert parallel.size_cpu_thread_pools(env) is None and "PJRT_NPROC" not in env
+
+
 def test_kill_and_resume_continues_exactly(tmp_path):
     full = tiny_config(num_steps=6)
     train.train_teacher(full, str(tmp_path / "a"))
