@@ -70,6 +70,8 @@ def main(argv):
           f"  cores {os.cpu_count()}  jax {jax.__version__}")
     print(f"first step (compile + run) {compile_s:.1f} s")
     print(f"train step {step_s * 1e3:.1f} ms  = {batch_size / step_s:.1f} images/s")
+    gflop = step.lower(state, sharded).compile().cost_analysis()["flops"] / 1e9  # XLA's count for the step
+    print(f"step work {gflop:.1f} GFLOP  = {gflop / step_s:.1f} GFLOP/s sustained")
     print(f"Kac noise + target {noise_s * 1e3:.2f} ms  = {100 * noise_s / step_s:.2f}% of the step")
 
 
