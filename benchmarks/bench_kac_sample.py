@@ -8,7 +8,8 @@ batch), with ``t ~ U[0, 1]`` per row and ``a, c = 9, 3``. Timed per call (block 
 ready) after a warm-up call that compiles; the table gives the median and minimum
 over ``--repeats`` calls, draws per second at the median, and the cost relative to
 one forward pass of a small conv net on the batch as images (defined here).
-Rows: kac.sample (exact, O(1) per draw); optionally the same from another kac.py;
+Rows: kac.sample (exact, O(1) per draw), on the whole batch and example by example as
+training draws it (KacFlow.noise); optionally the same from another kac.py;
 kac.simulate (explicit switching times, ``--max-flips`` per path); numpy's exact
 Poisson-Beta sampler and numpy path simulation; kac.velocity on the batch.
 Timings on a shared 2-core CPU vary by about +-40% between runs: compare rows
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kacjax import kac
+from kacjax.flow import KacFlow
 
 
 class SmallConvNet(nn.Module):
@@ -105,6 +107,8 @@ def main(argv):
         rows.append((name, *time_calls(fn, *fn_args, repeats=args.repeats)))
 
     add("kac.sample (exact)", jax.jit(lambda k, t: kac.sample(k, t, shape, a=a, c=c)), key, t)
+    flow = KacFlow(a=a, c=c)
+    add("KacFlow.noise (kac.sample per example)", jax.jit(lambda k, t: flow.noise(k, t[:, 0], shape)), key, t)
     if args.baseline:
         old = load_module(args.baseline)
         add(f"kac.sample from {os.path.basename(args.baseline)}",
@@ -148,12 +152,12 @@ def main(argv):
     print(f"forward pass of a {n_params:,}-parameter conv net ({gflop:.1f} GFLOP) on {images.shape}: "
           f"{forward_s * 1e3:.1f} ms (median)")
     print()
-    header = f"{'method':<36} {'first call':>10} {'median':>9} {'min':>9} {'Mdraws/s':>9} {'x forward':>9}"
+    header = f"{'method':<40} {'first call':>10} {'median':>9} {'min':>9} {'Mdraws/s':>9} {'x forward':>9}"
     print(header)
     print("-" * len(header))
     for name, first, times in rows:
         median = times[len(times) // 2]
-        print(f"{name:<36} {first * 1e3:8.0f}ms {median * 1e3:7.1f}ms {times[0] * 1e3:7.1f}ms "
+        print(f"{name:<40} {first * 1e3:8.0f}ms {median * 1e3:7.1f}ms {times[0] * 1e3:7.1f}ms "
               f"{draws / median / 1e6:9.1f} {median / forward_s:9.2f}")
     print(f"\nsimulated paths that needed more than {args.max_flips} flips: {incomplete}")
 

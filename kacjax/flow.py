@@ -122,9 +122,9 @@ class KacFlow:
           noise and its atom flag (never re-derived from ``x_t``).
         """
         t = t.astype(x0.dtype)
-        noise, on_atom = self.noise(key, self.g(t), x0.shape, mesh=mesh)
-        t = jnp.reshape(t, t.shape + (1,) * (x0.ndim - t.ndim))
         clock = self.g(t)
+        noise, on_atom = self.noise(key, clock, x0.shape, mesh=mesh)
+        t, clock = (jnp.reshape(v, v.shape + (1,) * (x0.ndim - v.ndim)) for v in (t, clock))
         speed = kac.velocity(noise, clock, a=self.a, c=self.c, on_atom=on_atom)
         x_t = self.f(t) * x0 + noise
         target = self.df(t) * x0 + self.dg(t) * speed

@@ -70,9 +70,9 @@ def per_example(fn: Callable, mesh: Optional[Mesh] = None) -> Callable:
 
     ``fn`` is vmapped; with a ``mesh``, inside ``shard_map`` over ``'data'``, so each
     device works on its own rows alone. Loops whose trip count depends on the data
-    (rejection samplers) then stop per device with no collective in their condition:
-    on XLA:CPU such a collective inside a loop can deadlock the devices' shared
-    thread pool, and elsewhere it costs a cross-device sync per iteration. Each
+    (rejection samplers) then stop per device with no collective in their condition,
+    which would otherwise cost a cross-device sync per iteration (and on XLA:CPU, one
+    more chance of the deadlock :func:`size_cpu_thread_pools` prevents). Each
     example's result is independent of how the batch is laid out over devices.
     """
     batched = jax.vmap(fn)

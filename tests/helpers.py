@@ -28,8 +28,8 @@ _COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "col
 def collectives_in_loops(hlo_text: str) -> list:
     """Names of collective instructions that run inside a while loop of compiled HLO text.
 
-    Follows every computation a loop's body or condition calls. On XLA:CPU a collective
-    inside a data-dependent loop can deadlock the fake devices' shared thread pool.
+    Follows every computation a loop's body or condition calls. A collective in a loop
+    syncs the devices on every iteration.
     """
     bodies, current = {}, None
     for line in hlo_text.splitlines():

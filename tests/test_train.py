@@ -52,8 +52,8 @@ def test_eight_devices_match_one_device():
 def test_no_collective_inside_a_loop_of_the_step():
     """The Kac sampler's data-dependent loops run per device: no all-reduce in a loop condition.
 
-    On XLA:CPU such a collective can deadlock the fake devices (a 40 s rendezvous timeout
-    that aborts the process); the step built without the mesh shows the check can fail.
+    Such a collective would sync the devices on every iteration; the step built without
+    the mesh has them, which shows the check can fail.
     """
     config = tiny_config("digits")
     mesh, data, state, step = _parts(config, None)
