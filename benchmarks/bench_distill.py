@@ -16,9 +16,12 @@ import jax
 import jax.numpy as jnp
 from timing import seconds_per_call
 
-from kacjax import distill, experiment, parallel, samplers, sampling, train_state
-from kacjax.config_defaults import load_config
-from kacjax.data import build_input
+from kacjax.cli.defaults import load_config
+from kacjax.core import samplers
+from kacjax.core.guidance import velocity_field
+from kacjax.training import distill, parallel, rundir, setup
+from kacjax.training.steps import Stage
+from kacjax.training.trained import Trained
 
 
 def main(argv):
@@ -29,20 +32,19 @@ def main(argv):
     args = p.parse_args(argv)
     config = load_config(args.config)
     d, bs = config.distill, config.distill.train.batch_size
-    mesh = parallel.make_mesh(jax.devices()[:1])
-    data = build_input(config.data, global_batch_size=bs, seed=0)
-    model = experiment.build_model_checked(config, data.num_classes)
-    flow, null = experiment.build_flow(config), experiment.null_label(config.model)
-    tx = train_state.make_optimizer(config.train)
-    state = experiment.create_state(model, tx, data.shape, null is not None, 0, mesh)
-    teacher = jax.tree.map(jnp.copy, state.params)
-    batch = parallel.shard_batch(data.batch(0), mesh)
-    st = dict(stage=1, teacher_steps=20 * args.inner_steps, student_steps=20, inner_steps=args.inner_steps)
-    step = experiment.jit_step(distill.make_distill_step(model, flow, tx, st=st, dcfg=d, ema_decay=0.99,
-                                                         null_label=null, guide_teacher=True, mesh=mesh), mesh)
+    devices = jax.devices()[:1]
+    # An untrained teacher (its speed is all that matters here), set up as the chain sets up stage 1.
+    fresh = setup.teacher_run(config, devices=devices)
+    teacher = Trained("(untrained)", rundir.teacher_meta(config, fresh.data.shape, fresh.data.num_classes),
+                      fresh.model, fresh.flow, fresh.state.params, 0)
+    stage = Stage(index=1, teacher_steps=20 * args.inner_steps, student_steps=20, inner_steps=args.inner_steps,
+                  num_steps=1, learning_rate=d.learning_rates[0])
+    run = setup.stage_run(distill.stage_config(config, stage, teacher), stage, teacher, devices=devices)
+    model, tx, state, null = run.model, run.tx, run.state, teacher.null_label
+    batch = parallel.shard_batch(run.data.batch(0), run.mesh)
 
     def run_step(s):
-        return step(s, batch, teacher)
+        return run.train_step(s, batch)
 
     state, _ = run_step(state)
     jax.block_until_ready(state)
@@ -53,7 +55,7 @@ def main(argv):
     step_s = (time.perf_counter() - start) / args.repeats
 
     t = jnp.full((bs,), 0.5)
-    u = sampling.velocity_field(model, teacher, batch["label"], w=float(d.w), null_label=null)
+    u = velocity_field(model, teacher.params, batch["label"], w=float(d.w), null_label=null)
     teacher_s = seconds_per_call(jax.jit(lambda x: samplers.integrate(
         u, x, method=d.inner_method, steps=args.inner_steps, t_start=t, t_end=t - 0.05).x), batch["x"],
         repeats=args.repeats)

@@ -1,7 +1,7 @@
 """Speed of the exact Kac sampler on one training batch, next to its alternatives.
 
   python benchmarks/bench_kac_sample.py
-  python benchmarks/bench_kac_sample.py --baseline /tmp/kac_old.py   # e.g. from `git show REV:kacjax/kac.py`
+  python benchmarks/bench_kac_sample.py --baseline /tmp/kac_old.py   # e.g. from `git show REV:kacjax/core/kac.py`
 
 One batch is ``--batch`` rows of ``--dim`` coordinates (default 128 x 3072, a CIFAR-10
 batch), with ``t ~ U[0, 1]`` per row and ``a, c = 9, 3``. Timed per call (block until
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kacjax import kac
-from kacjax.flow import KacFlow
+from kacjax.core.flow import KacFlow
 
 
 class SmallConvNet(nn.Module):

@@ -16,10 +16,11 @@ import time
 import jax
 from timing import seconds_per_call
 
-from kacjax import experiment, parallel, train, train_state
-from kacjax.config_defaults import load_config
-from kacjax.data import build_input
-from kacjax.flow import sample_times
+from kacjax.cli.defaults import load_config
+from kacjax.core.flow import sample_times
+from kacjax.data import Input
+from kacjax.data.sources import ArraySource
+from kacjax.training import parallel, setup
 
 
 def main(argv):
@@ -29,26 +30,20 @@ def main(argv):
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     args = p.parse_args(argv)
     config = load_config(args.config)
-    batch_size = args.batch or config.train.batch_size
-    mesh = parallel.make_mesh(jax.devices()[:1])
-    if config.data.name in ("digits", "toy2d"):
-        data = build_input(config.data, global_batch_size=batch_size, seed=0)
-        shape, num_classes, batch = data.shape, data.num_classes, data.batch(0)
-    else:  # image datasets need no files here: random images of the right shape
+    config.train.batch_size = batch_size = args.batch or config.train.batch_size
+    data = None
+    if config.data.name not in ("digits", "toy2d"):  # image datasets need no files here: random images
         import numpy as np
 
         size = {"cifar10": 32, "celeb_a": 64, "lsun/bedroom": 256}[config.data.name]
-        shape, num_classes = (size, size, 3), config.model.get("num_classes")
+        num_classes = config.model.get("num_classes")
         rng = np.random.default_rng(0)
-        batch = {"x": rng.uniform(-1, 1, (batch_size, *shape)).astype("float32"),
-                 "label": rng.integers(0, num_classes or 1, batch_size).astype("int32")}
-    model = experiment.build_model_checked(config, num_classes)
-    flow = experiment.build_flow(config)
-    tx = train_state.make_optimizer(config.train)
-    null = experiment.null_label(config.model)
-    state = experiment.create_state(model, tx, shape, null is not None, 0, mesh)
-    step = experiment.jit_step(train.make_train_step(model, flow, tx, config.train, null, mesh), mesh)
-    sharded = parallel.shard_batch(batch, mesh)
+        x = rng.uniform(-1, 1, (batch_size, size, size, 3)).astype("float32")
+        data = Input(ArraySource(x, rng.integers(0, num_classes or 1, batch_size).astype("int32"), num_classes),
+                     global_batch_size=batch_size, seed=0)
+    run = setup.teacher_run(config, devices=jax.devices()[:1], data=data)
+    mesh, state, step, flow = run.mesh, run.state, run.step, run.flow
+    sharded = parallel.shard_batch(run.data.batch(0), mesh)
     start = time.perf_counter()
     state, _ = step(state, sharded)
     jax.block_until_ready(state)

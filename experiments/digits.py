@@ -11,7 +11,7 @@ Sample from any stage afterwards (0: teacher, k: k-th student, -1: last):
 Smoke test: experiments/digits.py:quick.
 """
 
-from kacjax.config_defaults import base_config
+from kacjax.cli.defaults import base_config
 
 
 def get_config(variant: str = ""):

@@ -1,6 +1,6 @@
 """``python -m kacjax``: the same entry point as the ``kacjax`` console script."""
 
-from kacjax.main import run
+from kacjax.cli.main import run
 
 if __name__ == "__main__":
     run()

@@ -7,6 +7,6 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 
-from kacjax.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)
+from kacjax.training.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)
 
 size_cpu_thread_pools()  # 8 fake devices on a 2-core machine: see its docstring

@@ -3,7 +3,7 @@
 import os
 import re
 
-from kacjax.config_defaults import load_config
+from kacjax.cli.defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

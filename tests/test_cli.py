@@ -44,6 +44,33 @@ def test_bad_override_gives_a_clear_error(tmp_path):
     assert "c must be a finite number > 0" in run.stderr
 
 
+def test_impossible_chain_is_refused_before_the_teacher_trains(tmp_path):
+    """The whole pipeline is validated first: a 20 -> 3 stage fails in seconds, naming the stage."""
+    start = time.time()
+    run = _kacjax("--config", "experiments/digits.py:chain", "--workdir", str(tmp_path),
+                  "--config.distill.student_steps=(20,3,1)", timeout=300)
+    elapsed = time.time() - start
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "stage 2 goes from 20 to 3 steps" in run.stderr
+    assert elapsed < 10, elapsed
+    assert not (tmp_path / "teacher").exists() and not (tmp_path / "distill").exists()
+
+
+@pytest.mark.parametrize("override,match", [
+    ("--config.sample.steps=0", "sample.steps"),
+    ("--config.sample.method=rk4", "unknown sampler"),
+    ("--config.sample.stage=5", "sample.stage"),
+    ("--config.evaluate.steps=(1,3)", "evaluate.steps"),
+    ("--config.distill.train.batch_size=12", "divisible"),
+])
+def test_every_mode_of_the_pipeline_is_validated_first(tmp_path, override, match):
+    run = _kacjax("--config", "experiments/digits.py:quick", "--workdir", str(tmp_path), override,
+                  env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert match in run.stderr
+    assert not (tmp_path / "teacher").exists()
+
+
 def test_sample_mode_without_checkpoint_says_what_to_do(tmp_path):
     run = _kacjax("--config", "experiments/digits.py:quick", "--workdir", str(tmp_path), "--mode=sample",
                   timeout=300)
@@ -98,7 +125,7 @@ def test_two_processes_train_like_one(tmp_path):
     import jax
     import numpy as np
 
-    from kacjax import api
+    import kacjax
 
     args = ["-m", "kacjax", "--config", "experiments/toy2d.py:quick", "--mode=train",
             "--config.train.num_steps=4", "--config.train.batch_size=64", "--compilation_cache="]
@@ -117,7 +144,7 @@ def test_two_processes_train_like_one(tmp_path):
                             env=_user_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
-    multi_params = jax.tree.leaves(api.load(str(tmp_path / "multi")).params)
-    single_params = jax.tree.leaves(api.load(str(tmp_path / "single")).params)
+    multi_params = jax.tree.leaves(kacjax.load(str(tmp_path / "multi")).params)
+    single_params = jax.tree.leaves(kacjax.load(str(tmp_path / "single")).params)
     for a, b in zip(multi_params, single_params):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

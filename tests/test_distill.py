@@ -1,21 +1,25 @@
-"""Endpoint-only distillation: the chain plan, provenance, resume, and what it buys."""
+"""Endpoint-only distillation: the step itself, the chain plan, provenance, resume, and what it buys."""
 
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import kacjax
 from helpers import collectives_in_loops, tiny_config
-from kacjax import api, distill, experiment, parallel, train, train_state
-from kacjax.data import build_input
-from kacjax.checkpoint import CheckpointError, Checkpointer
+from kacjax.evaluation.generator import Generator
+from kacjax.training import distill, parallel, rundir, setup, steps
+from kacjax.training.checkpoint import CheckpointError, Checkpointer
+from kacjax.training.teacher import train_teacher
+from kacjax.training.trained import Trained
 
 
 def chain_config(student_steps=(4, 2), train_steps=(4, 4), teacher_steps=8, **distill_kw):
     c = tiny_config("digits", num_steps=4)
     c.distill.update(teacher_steps=teacher_steps, student_steps=student_steps, train_steps=train_steps,
-                     learning_rates=(1e-3,) * len(student_steps), w=1.0, **distill_kw)
+                     learning_rates=(1e-3,) * len(student_steps), **{"w": 1.0, **distill_kw})
     c.distill.train.update(batch_size=16, log_every=2, checkpoint_every=2)
     return c
 
@@ -23,7 +27,7 @@ def chain_config(student_steps=(4, 2), train_steps=(4, 4), teacher_steps=8, **di
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("teacher"))
-    train.train_teacher(chain_config(), workdir)
+    train_teacher(chain_config(), workdir)
     return workdir
 
 
@@ -63,12 +67,20 @@ def test_missing_teacher_is_refused(tmp_path):
     assert not os.path.exists(tmp_path / "distill")
 
 
-def test_unfinished_teacher_is_refused(tmp_path, teacher_dir):
+@pytest.mark.parametrize("section,key,value,match", [
+    ("train", "num_steps", 10, "stopped at step 4 of 10"),  # an unfinished teacher
+    # students inherit the teacher's architecture: an override at distill time would write
+    # a student whose metadata does not match its weights
+    ("model", "hidden", 64, "inherits its teacher's architecture"),
+    ("flow", "c", 2.0, "inherits its teacher's architecture"),
+])
+def test_chain_refuses_a_teacher_it_cannot_use(tmp_path, teacher_dir, section, key, value, match):
     _copy_teacher(teacher_dir, str(tmp_path))
     config = chain_config()
-    config.train.num_steps = 10
-    with pytest.raises(CheckpointError, match="stopped at step 4 of 10"):
+    config[section][key] = value
+    with pytest.raises(CheckpointError, match=match):
         distill.run_chain(config, str(tmp_path))
+    assert not os.path.exists(tmp_path / "distill")
 
 
 def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
@@ -82,8 +94,12 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     assert meta1["student"]["inner_steps"] == 2 and meta1["student"]["steps"] == 4
     assert meta2["student"]["teacher_dir"] == os.path.abspath(dirs[0])
     assert meta2["student"]["teacher_role"] == "student" and meta2["student"]["teacher_step"] == 4
+    # students inherit the teacher's architecture, in their weights and in their metadata
+    teacher_meta = Checkpointer(os.path.join(tmp_path, "teacher")).read_meta()
+    assert meta1["config"]["model"] == meta2["config"]["model"] == teacher_meta["config"]["model"]
+    assert meta1["data"] == teacher_meta["data"]
     # the student checkpoint holds one network: same parameter count as the teacher
-    teacher, student = api.load(str(tmp_path), 0), api.load(str(tmp_path), -1)
+    teacher, student = kacjax.load(str(tmp_path), 0), kacjax.load(str(tmp_path), -1)
     count = lambda p: sum(x.size for x in jax.tree.leaves(p))  # noqa: E731
     assert count(teacher.params) == count(student.params)
     assert student.default_method == "euler" and student.default_steps == 2
@@ -97,25 +113,63 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     assert Checkpointer(dirs[1]).latest_step() == before
 
 
-@pytest.mark.parametrize("x_source", distill.X_SOURCES)
-def test_no_collective_inside_a_loop_of_the_distill_step(x_source):
+def _stage_run(config, teacher_dir):
+    """The first stage's run, set up as the chain sets it up, and its first batch."""
+    teacher = Trained.load(os.path.join(teacher_dir, "teacher"))
+    stage = distill.plan(config)[0]
+    run = setup.stage_run(distill.stage_config(config, stage, teacher), stage, teacher)
+    return run, parallel.shard_batch(run.data.batch(0), run.mesh)
+
+
+@pytest.mark.parametrize("x_source", steps.X_SOURCES)
+def test_no_collective_inside_a_loop_of_the_distill_step(teacher_dir, x_source):
     """Noise for x_t (forward or prior) is drawn per device; the teacher's loops need no collective."""
-    config = chain_config(x_source=x_source)
-    mesh = parallel.make_mesh()
-    data = build_input(config.data, global_batch_size=16, seed=0)
-    model = experiment.build_model_checked(config, data.num_classes)
-    tx = train_state.make_optimizer(config.train)
-    state = experiment.create_state(model, tx, data.shape, True, 0, mesh)
-    st = distill.plan(config)[0]
-    step = experiment.jit_step(distill.make_distill_step(
-        model, experiment.build_flow(config), tx, st=st, dcfg=config.distill, ema_decay=0.9, null_label=10,
-        guide_teacher=True, mesh=mesh), mesh)
-    hlo = step.lower(state, parallel.shard_batch(data.batch(0), mesh), state.params).compile().as_text()
+    run, batch = _stage_run(chain_config(x_source=x_source), teacher_dir)
+    assert run.mesh.devices.size == 8
+    hlo = run.step.lower(run.state, batch, *run.step_args).compile().as_text()
     assert collectives_in_loops(hlo) == []
 
 
+@pytest.mark.parametrize("loss_space", steps.LOSS_SPACES)
+def test_student_equal_to_a_one_euler_step_teacher_has_zero_loss(teacher_dir, loss_space):
+    """With N = 1 Euler sub-step, no guidance and the student's parameters equal to the teacher's,
+    x_S = x_hat: the loss is 0 in state and in velocity space. A student whose velocity is the
+    teacher's plus 0.01 (its output bias shifted) has loss (Delta 0.01)^2, resp. 0.01^2."""
+    config = chain_config(student_steps=(4,), train_steps=(1,), teacher_steps=4, inner_method="euler",
+                          loss_space=loss_space, w=0.0)
+    run, batch = _stage_run(config, teacher_dir)
+    assert run.step_args[0] is not run.state.params
+    output = max((k for k in run.state.params if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+    copy = jax.tree.map(jnp.copy, run.state)  # the step donates the state it is given
+    shifted = {**copy.params, output: {**copy.params[output], "bias": copy.params[output]["bias"] + 0.01}}
+    shifted_state = copy.replace(params=shifted)
+    _, metrics = run.train_step(run.state, batch)
+    assert float(metrics["loss"]) == pytest.approx(0.0, abs=1e-12)
+    _, metrics = run.train_step(shifted_state, batch)
+    delta = 1.0 / 4
+    expected = (delta * 0.01) ** 2 if loss_space == "state" else 0.01 ** 2
+    assert float(metrics["loss"]) == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("method,order", [("euler", 1), ("midpoint", 2), ("ab2", 2)])
+def test_teacher_target_matches_a_known_solution_to_the_integrators_order(method, order):
+    """dx/dt = cos(t) x has x(t - D) = x(t) exp(sin(t - D) - sin(t)); per-example start times."""
+    x_t = jnp.array([[1.0, -2.0], [0.5, 3.0], [2.0, 1.0]])
+    t, delta = jnp.array([1.0, 0.75, 0.5]), 0.5
+    exact = x_t * jnp.exp(jnp.sin(t - delta) - jnp.sin(t))[:, None]
+
+    def u(x, tt):
+        assert tt.shape == (3,)  # each example on its own grid
+        return jnp.cos(tt)[:, None] * x
+
+    errors = [float(jnp.max(jnp.abs(steps.teacher_endpoint(u, x_t, t, delta, method=method, steps=n) - exact)))
+              for n in (4, 8, 16)]
+    rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(rates - order) < 0.25), (errors, rates)
+
+
 def _ema(directory):
-    return jax.tree.leaves(parallel.to_host(api.Generator(directory).params))
+    return jax.tree.leaves(parallel.to_host(Generator.load(directory).params))
 
 
 def test_resume_inside_a_stage_matches_an_uninterrupted_chain(tmp_path, teacher_dir):
@@ -150,9 +204,9 @@ def test_distilled_student_beats_teacher_at_equal_steps(tmp_path):
                      inner_method="ab2", w=0.0)
     c.distill.train.update(batch_size=256, log_every=200, checkpoint_every=600)
     workdir = str(tmp_path)
-    train.train_teacher(c, workdir)
+    train_teacher(c, workdir)
     distill.run_chain(c, workdir)
-    teacher, student = api.load(workdir, 0), api.load(workdir, 1)
+    teacher, student = kacjax.load(workdir, 0), kacjax.load(workdir, 1)
     key, n = jax.random.PRNGKey(3), 2000
     reference = np.asarray(teacher.solve(key, n, steps=100, sampler="ab2").x)
     rms = lambda x: float(np.sqrt(np.mean((np.asarray(x) - reference) ** 2)))  # noqa: E731

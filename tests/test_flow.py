@@ -1,4 +1,4 @@
-"""Tests of kacjax.flow: schedules, forward process and targets, prior, config checks."""
+"""Tests of kacjax.core.flow: schedules, forward process and targets, prior, config checks."""
 
 import math
 
@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kacjax import kac, parallel
-from kacjax.flow import KacFlow, sample_times
+from kacjax import kac
+from kacjax.core.flow import KacFlow, sample_times
+from kacjax.training import parallel
 
 FLOWS = [
     KacFlow(),

@@ -1,10 +1,10 @@
-"""Tests of kacjax.metrics against closed forms and constructed cases."""
+"""Tests of kacjax.evaluation.metrics against closed forms and constructed cases."""
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-from kacjax import metrics
+from kacjax.evaluation import metrics
 
 
 def _normal(seed, n, d, shift=0.0):

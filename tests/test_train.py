@@ -11,23 +11,17 @@ import optax
 import pytest
 
 from helpers import collectives_in_loops, tiny_config
-from kacjax import experiment, guidance, parallel, train, train_state
-from kacjax.checkpoint import CheckpointError, Checkpointer
-from kacjax.data import build_input
-from kacjax.logs import MetricWriter
-from kacjax.loop import NonFiniteError, TrainingInterrupted, fit
+from kacjax.core import guidance
+from kacjax.training import parallel, setup, steps, train_state
+from kacjax.training.checkpoint import CheckpointError, Checkpointer, abstract_like
+from kacjax.training.logs import MetricWriter
+from kacjax.training.loop import NonFiniteError, TrainingInterrupted, fit
+from kacjax.training.teacher import train_teacher
 
 
 def _parts(config, devices):
-    mesh = parallel.make_mesh(devices)
-    data = build_input(config.data, global_batch_size=config.train.batch_size, seed=config.seed)
-    model = experiment.build_model_checked(config, data.num_classes)
-    tx = train_state.make_optimizer(config.train)
-    null = experiment.null_label(config.model)
-    state = experiment.create_state(model, tx, data.shape, null is not None, config.seed, mesh)
-    flow = experiment.build_flow(config)
-    step = experiment.jit_step(train.make_train_step(model, flow, tx, config.train, null, mesh), mesh)
-    return mesh, data, state, step
+    run = setup.teacher_run(config, devices=devices)
+    return run.mesh, run.data, run.state, run.step
 
 
 def _params(state):
@@ -59,9 +53,9 @@ def test_no_collective_inside_a_loop_of_the_step():
     mesh, data, state, step = _parts(config, None)
     batch = parallel.shard_batch(data.batch(0), mesh)
     assert collectives_in_loops(step.lower(state, batch).compile().as_text()) == []
-    model = experiment.build_model_checked(config, data.num_classes)
-    global_step = experiment.jit_step(train.make_train_step(
-        model, experiment.build_flow(config), train_state.make_optimizer(config.train), config.train, 10), mesh)
+    run = setup.teacher_run(config)
+    global_step = setup.jit_step(steps.make_train_step(
+        run.model, run.flow, run.tx, label_dropout=0.1, ema_decay=0.9, null_label=10), mesh)
     assert collectives_in_loops(global_step.lower(state, batch).compile().as_text())
 
 
@@ -78,28 +72,26 @@ def test_cpu_thread_pools_get_two_threads_per_fake_device():
 
 def test_kill_and_resume_continues_exactly(tmp_path):
     full = tiny_config(num_steps=6)
-    train.train_teacher(full, str(tmp_path / "a"))
+    train_teacher(full, str(tmp_path / "a"))
     first = tiny_config(num_steps=4)
-    train.train_teacher(first, str(tmp_path / "b"))
+    train_teacher(first, str(tmp_path / "b"))
     assert Checkpointer(str(tmp_path / "b" / "teacher")).latest_step() == 4
-    resumed = train.train_teacher(full, str(tmp_path / "b"))
+    resumed = train_teacher(full, str(tmp_path / "b"))
     assert int(resumed.step) == 6
     a = Checkpointer(str(tmp_path / "a" / "teacher"))
     b = Checkpointer(str(tmp_path / "b" / "teacher"))
     mesh = parallel.make_mesh()
     _, data, state, _ = _parts(full, mesh.devices.tolist())
-    abstract = jax.eval_shape(lambda s: s, state)
-    from kacjax.checkpoint import abstract_like
-    abstract = abstract_like(abstract, parallel.replicated(mesh))
+    abstract = abstract_like(jax.eval_shape(lambda s: s, state), parallel.replicated(mesh))
     for x, y in zip(_params(a.restore(abstract)), _params(b.restore(abstract))):
         np.testing.assert_array_equal(x, y)
 
 
 def test_checkpoint_from_eight_devices_restores_on_one(tmp_path):
     config = tiny_config(num_steps=2)
-    state8 = train.train_teacher(config, str(tmp_path), devices=jax.devices())
+    state8 = train_teacher(config, str(tmp_path), devices=jax.devices())
     config.train.num_steps = 2  # already done: resume only restores
-    state1 = train.train_teacher(config, str(tmp_path), devices=jax.devices()[:1])
+    state1 = train_teacher(config, str(tmp_path), devices=jax.devices()[:1])
     leaf = jax.tree.leaves(state1.params)[0]
     assert len(leaf.sharding.device_set) == 1
     for a, b in zip(_params(state8), _params(state1)):
@@ -207,32 +199,33 @@ def test_guidance_combines_both_branches_in_one_call():
         ("train", "learning_rate", -1.0, "learning_rate"),
         ("flow", "a", -2.0, "a must be"),
         ("flow", "g_schedule", "cubic", "g_schedule"),
-        ("sample", "method", "rk4", "sampler"),
+        ("train", "warmup_steps", -1, "warmup_steps"),
+        ("data", "target", "spiral", "toy2d target"),
     ],
 )
 def test_impossible_config_values_are_refused(tmp_path, section, key, value, match):
     config = tiny_config()
     config[section][key] = value
     with pytest.raises(ValueError, match=match):
-        train.train_teacher(config, str(tmp_path))
+        train_teacher(config, str(tmp_path))
     assert not os.path.exists(tmp_path / "teacher")
 
 
 def test_batch_not_divisible_by_devices(tmp_path):
     with pytest.raises(ValueError, match="divisible by the number of devices"):
-        train.train_teacher(tiny_config(batch_size=12), str(tmp_path))
+        train_teacher(tiny_config(batch_size=12), str(tmp_path))
 
 
 def test_checkpoint_from_another_architecture_is_refused(tmp_path):
-    train.train_teacher(tiny_config(num_steps=2), str(tmp_path))
+    train_teacher(tiny_config(num_steps=2), str(tmp_path))
     other = tiny_config(num_steps=4)
     other.model.hidden = 64
     with pytest.raises(CheckpointError, match="model"):
-        train.train_teacher(other, str(tmp_path))
+        train_teacher(other, str(tmp_path))
 
 
 def test_conditional_model_needs_labelled_data(tmp_path):
     config = tiny_config()
     config.model.num_classes = 10  # toy2d is unconditional
     with pytest.raises(ValueError, match="num_classes"):
-        train.train_teacher(config, str(tmp_path))
+        train_teacher(config, str(tmp_path))

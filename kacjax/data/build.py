@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kacjax.data import indexing
+from kacjax.data import indexing, toy2d
 from kacjax.data.pipeline import Input
 from kacjax.data.sources import ArraySource, Toy2dSource
 
@@ -68,6 +68,21 @@ def _source(name: str, options: dict[str, Any]):
     )
 
 
+def check_data_config(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Checks the dataset name and its keys without reading any data; returns the options.
+
+    Raises ``ValueError`` for an unknown dataset, an unknown key or an impossible toy2d
+    target; a missing prepared image dataset is found only by :func:`build_input`.
+    """
+    name = data_cfg["name"]
+    if name not in NAMES:
+        raise ValueError(f"unknown dataset {name!r}; known: {NAMES}")
+    options = _options(data_cfg, {"digits": _DIGITS_KEYS, "toy2d": _TOY2D_KEYS}.get(name, _IMAGE_KEYS))
+    if name == "toy2d":
+        toy2d.check_args(options["target"], float(options["mode_std"]))
+    return options
+
+
 def build_input(
     data_cfg: Mapping[str, Any],
     *,
@@ -91,9 +106,7 @@ def build_input(
       FileNotFoundError: an image dataset not prepared in ``data_dir`` (never downloads).
     """
     name = data_cfg["name"]
-    if name not in NAMES:
-        raise ValueError(f"unknown dataset {name!r}; known: {NAMES}")
-    options = _options(data_cfg, {"digits": _DIGITS_KEYS, "toy2d": _TOY2D_KEYS}.get(name, _IMAGE_KEYS))
+    options = check_data_config(data_cfg)
     # Fail on the batch layout before loading any data.
     indexing.check_nonnegative(seed=seed)
     indexing.process_rows(global_batch_size, process_index, process_count)

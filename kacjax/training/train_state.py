@@ -42,11 +42,10 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
     """Adam with global-norm clipping and an optional linear warm-up.
 
     Keys of ``train_cfg``: ``learning_rate``, ``warmup_steps`` (0: none),
-    ``grad_clip`` (<= 0: none), ``b1``, ``b2``, ``weight_decay`` (0: Adam, else AdamW).
+    ``grad_clip`` (<= 0: none), ``b1``, ``b2``, ``weight_decay`` (0: Adam, else AdamW);
+    the values are checked by :func:`kacjax.training.setup.check_train_config`.
     """
     lr = train_cfg.learning_rate
-    if not lr > 0:
-        raise ValueError(f"learning_rate must be > 0, got {lr}")
     schedule = optax.linear_schedule(0.0, lr, train_cfg.warmup_steps) if train_cfg.warmup_steps > 0 else lr
     adam = optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay)
     if train_cfg.grad_clip > 0:

@@ -3,7 +3,7 @@
 Forward process, per coordinate: ``x_t = f(t) x0 + K(g(t))`` for ``t`` in ``[0, T]``,
 with ``K`` a Kac process (rate ``a``, speed ``c``). The regression target of Kac flow
 matching is ``u* = f'(t) x0 + g'(t) v(g(t), K)`` with ``v`` the Kac velocity
-(:func:`kacjax.kac.velocity`), evaluated with the sampler's atom flag.
+(:func:`kacjax.core.kac.velocity`), evaluated with the sampler's atom flag.
 Generation integrates ``dx/dt = u(x, t)`` from ``T`` down to 0, starting from the
 prior ``K(g(T))``.
 """
@@ -16,7 +16,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from kacjax import kac, parallel
+from jax.sharding import PartitionSpec
+
+from kacjax.core import kac
 
 F_SCHEDULES = ("linear", "exp")
 G_SCHEDULES = ("t", "t2")
@@ -86,8 +88,8 @@ class KacFlow:
             so a draw does not depend on the batch's layout over devices.
           clock: Kac times >= 0, shape ``(B,)``.
           shape: ``(B, ...)``.
-          mesh: optional ``('data',)`` mesh; each device then draws its own rows
-            (see :func:`kacjax.parallel.per_example`).
+          mesh: optional mesh that shards the batch; each device then draws its own
+            rows (see :func:`per_example`).
 
         Returns:
           ``(noise, on_atom)`` of ``shape`` (float, bool).
@@ -99,7 +101,7 @@ class KacFlow:
             return x.reshape(shape[1:]), on_atom.reshape(shape[1:])
 
         keys = jax.random.split(key, shape[0])
-        return parallel.per_example(one, mesh)(keys, jnp.broadcast_to(clock, shape[:1]))
+        return per_example(one, mesh)(keys, jnp.broadcast_to(clock, shape[:1]))
 
     def prior_sample(self, key, shape, *, mesh=None):
         """Draws the prior ``K(g(T))`` of ``shape`` ``(B, ...)`` (exact Kac noise; see :meth:`noise`)."""
@@ -114,7 +116,7 @@ class KacFlow:
           key: PRNG key.
           x0: data, shape ``(B, ...)``.
           t: times in ``[0, T]``, shape ``(B,)``.
-          mesh: optional ``('data',)`` mesh for the noise (see :meth:`noise`).
+          mesh: optional mesh for the noise (see :meth:`noise`).
 
         Returns:
           ``(x_t, target)``, both of ``x0``'s shape: ``x_t = f x0 + K(g(t))`` and
@@ -129,6 +131,25 @@ class KacFlow:
         x_t = self.f(t) * x0 + noise
         target = self.df(t) * x0 + self.dg(t) * speed
         return x_t, target
+
+
+def per_example(fn, mesh=None):
+    """Runs ``fn(*rows)``, written for one example, over a batch: ``(*arrays (B, ...)) -> outputs (B, ...)``.
+
+    ``fn`` is vmapped; with a ``mesh``, inside ``shard_map`` with the batch axis split over
+    all of the mesh's axes, so each device works on its own rows alone. Loops whose trip
+    count depends on the data (rejection samplers) then stop per device with no collective
+    in their condition, which would otherwise cost a cross-device sync per iteration (and
+    on XLA:CPU, one more chance of the deadlock that
+    :func:`kacjax.training.parallel.size_cpu_thread_pools` prevents). Each example's result
+    is independent of how the batch is laid out over devices.
+    """
+    batched = jax.vmap(fn)
+    if mesh is None:
+        return batched
+    rows = PartitionSpec(tuple(mesh.axis_names))
+    # check_vma off: the samplers' loops start from constants that the body makes per-device.
+    return jax.shard_map(batched, mesh=mesh, in_specs=rows, out_specs=rows, check_vma=False)
 
 
 def sample_times(key, batch_size, flow: KacFlow):

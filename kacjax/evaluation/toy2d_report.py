@@ -11,16 +11,31 @@ a baseline. The figure shows samples, trajectories, and the per-coordinate speed
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kacjax import api, experiment, metrics, sampling, train_state
+from kacjax.core import samplers
+from kacjax.core.guidance import velocity_field
 from kacjax.data.toy2d import sample_toy2d, toy2d_modes
+from kacjax.evaluation import metrics
+from kacjax.evaluation.generator import load
+from kacjax.evaluation.sampling import generate
+from kacjax.training import logs, setup, train_state
+from kacjax.training.rundir import RunDir
 
 HELD_OUT_SEED = 20260101
+
+
+def check_config(config) -> None:
+    """Raises ValueError for ``evaluate`` values this report cannot use."""
+    ev = config.evaluate
+    for method in ev.methods:
+        samplers.check_method(method)
+    for name, least in (("num_samples", 2), ("steps", 1), ("num_trajectories", 1)):
+        if not (isinstance(ev[name], int) and ev[name] >= least):
+            raise ValueError(f"bad config: evaluate.{name} must be an integer >= {least}, got {ev[name]!r}")
 
 
 def _score(samples, reference, target, mode_std) -> dict:
@@ -36,15 +51,17 @@ def _score(samples, reference, target, mode_std) -> dict:
 
 def _speeds(gen, trajectory, times):
     """Max and mean per-coordinate ``|u|`` at each grid time, shapes ``(steps + 1,)``."""
-    u = sampling.velocity_field(gen.model, gen.params, None, w=0.0, null_label=None)
+    u = velocity_field(gen.model, gen.params, None, w=0.0, null_label=None)
     speed = jax.jit(jax.vmap(lambda x, t: jnp.abs(u(x, t))))(trajectory, times)
     return np.asarray(speed.max(axis=(1, 2))), np.asarray(speed.mean(axis=(1, 2)))
 
 
 def toy2d_report(config, workdir: str) -> dict:
     """Writes ``workdir/toy2d_metrics.json`` and ``workdir/toy2d.png``; returns the metrics."""
+    check_config(config)
     ev, data = config.evaluate, config.data
-    gen = api.load(workdir, stage=0)
+    layout = RunDir(workdir)
+    gen = load(workdir, stage=0)
     reference = sample_toy2d(data.target, HELD_OUT_SEED, ev.num_samples, data.mode_std)
     key = jax.random.PRNGKey(config.seed + 7)
     results = {"target": data.target, "num_samples": ev.num_samples, "steps": ev.steps, "samplers": {}}
@@ -52,16 +69,18 @@ def toy2d_report(config, workdir: str) -> dict:
     for method in ev.methods:
         x = gen.sample(key, ev.num_samples, steps=ev.steps, sampler=method, batch_size=ev.num_samples)
         samples[method] = x
-        nfe = sampling.samplers.nfe(method, ev.steps)
-        results["samplers"][method] = {"nfe": nfe, **_score(x, reference, data.target, data.mode_std)}
+        results["samplers"][method] = {"nfe": samplers.nfe(method, ev.steps),
+                                       **_score(x, reference, data.target, data.mode_std)}
+        logs.info(f"evaluate: {method}, {ev.steps} steps: energy distance "
+                  f"{results['samplers'][method]['energy_distance']:.4g}")
     tx = train_state.make_optimizer(config.train)
-    untrained = experiment.make_init(gen.model, tx, gen.shape, False)(jax.random.PRNGKey(config.seed)).params
-    x0 = sampling.generate(
+    untrained = setup.make_init(gen.model, tx, gen.shape, False)(jax.random.PRNGKey(config.seed)).params
+    x0 = generate(
         key, untrained, None, 0.0, model=gen.model, flow=gen.flow, num=ev.num_samples, shape=gen.shape,
         method=ev.methods[-1], steps=ev.steps,
     ).x
     results["untrained"] = _score(np.asarray(x0), reference, data.target, data.mode_std)
-    path = sampling.generate(
+    path = generate(
         key, gen.params, None, 0.0, model=gen.model, flow=gen.flow, num=ev.num_trajectories, shape=gen.shape,
         method=ev.methods[-1], steps=ev.steps, return_trajectory=True,
     )
@@ -72,9 +91,9 @@ def toy2d_report(config, workdir: str) -> dict:
     results["speed"] = {"max": float(max_speed.max()), "mean_max": float(mean_speed.max()), "c": flow.c,
                         "bound": bound}
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "toy2d_metrics.json"), "w") as f:
+        with open(layout.report("toy2d_metrics.json"), "w") as f:
             json.dump(results, f, indent=2)
-        _figure(os.path.join(workdir, "toy2d.png"), reference, samples, np.asarray(path.trajectory),
+        _figure(layout.report("toy2d.png"), reference, samples, np.asarray(path.trajectory),
                 np.asarray(path.times), max_speed, mean_speed, results)
     return results
 

@@ -16,7 +16,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from kacjax import logs, parallel
+from kacjax.training import logs, parallel
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
@@ -30,17 +30,6 @@ flags.DEFINE_string(
 )
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
-
-
-def _modes():
-    from kacjax import distill, evaluate, export, train
-
-    return {
-        "train": train.train_teacher,
-        "distill": distill.run_chain,
-        "sample": export.sample_to_files,
-        "evaluate": evaluate.evaluate,
-    }
 
 
 def _init_jax() -> None:
@@ -65,15 +54,16 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the console
     _init_jax()
-    from kacjax.loop import NonFiniteError, TrainingInterrupted
+    from kacjax.cli.modes import MODES, validate
+    from kacjax.training.loop import NonFiniteError, TrainingInterrupted
 
     config, workdir = FLAGS.config, FLAGS.workdir
     modes = tuple(config.pipeline) if FLAGS.mode == "all" else (FLAGS.mode,)
-    registry = _modes()
     try:
+        validate(config, modes)
         for mode in modes:
             logs.info(f"{mode} -> {workdir}")
-            registry[mode](config, workdir)
+            MODES[mode].run(config, workdir)
     except TrainingInterrupted as stop:
         logging.warning("%s", stop)
         sys.exit(128 + stop.signum)

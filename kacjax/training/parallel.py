@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, MutableMapping, Optional, Sequence
+from typing import MutableMapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -63,24 +63,6 @@ def shard_batch(local_batch, mesh: Mesh):
     """Builds global arrays sharded on ``'data'`` from this process's rows (a pytree of numpy)."""
     sharding = batch_sharded(mesh)
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
-
-
-def per_example(fn: Callable, mesh: Optional[Mesh] = None) -> Callable:
-    """Runs ``fn(*rows)``, written for one example, over a batch: ``(*arrays (B, ...)) -> outputs (B, ...)``.
-
-    ``fn`` is vmapped; with a ``mesh``, inside ``shard_map`` over ``'data'``, so each
-    device works on its own rows alone. Loops whose trip count depends on the data
-    (rejection samplers) then stop per device with no collective in their condition,
-    which would otherwise cost a cross-device sync per iteration (and on XLA:CPU, one
-    more chance of the deadlock :func:`size_cpu_thread_pools` prevents). Each
-    example's result is independent of how the batch is laid out over devices.
-    """
-    batched = jax.vmap(fn)
-    if mesh is None:
-        return batched
-    rows = PartitionSpec(DATA_AXIS)
-    # check_vma off: the samplers' loops start from constants that the body makes per-device.
-    return jax.shard_map(batched, mesh=mesh, in_specs=rows, out_specs=rows, check_vma=False)
 
 
 def to_host(tree):

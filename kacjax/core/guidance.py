@@ -38,3 +38,36 @@ def guided(apply_velocity, x, t, labels, w, null_label: int):
     both = apply_velocity(pair(x, x), pair(t, t), pair(labels, jnp.full_like(labels, null_label)))
     both = both.reshape(x.shape[0], 2, *x.shape[1:])
     return (1.0 + w) * both[:, 0] - w * both[:, 1]
+
+
+def network_passes_per_velocity(w, null_label) -> int:
+    """Network rows evaluated per example for one guided velocity: 2 when guided, else 1.
+
+    Guidance with ``w != 0`` on a conditional model (``null_label`` not None) evaluates
+    the conditional and the unconditional branch; ``w = 0`` or an unconditional model
+    evaluates one.
+    """
+    return 2 if null_label is not None and w != 0 else 1
+
+
+def velocity_field(model, params, labels, *, w, null_label):
+    """``u(x, t)`` for the samplers: the network at time ``t`` (scalar or ``(B,)``), guided when ``w != 0``.
+
+    Args:
+      model: a velocity network (``model.apply({'params': p}, x, t, y, train=False)``).
+      params: its parameters.
+      labels: ``(B,)`` int, or None for an unconditional model.
+      w: guidance weight (Python float: ``0`` makes one network call per velocity).
+      null_label: the unconditional label index, or None for an unconditional model.
+    """
+
+    def apply(x, t_batch, y):
+        return model.apply({"params": params}, x, t_batch, y, train=False)
+
+    def u(x, t):
+        t_batch = jnp.broadcast_to(jnp.asarray(t, x.dtype), (x.shape[0],))
+        if null_label is None:
+            return apply(x, t_batch, None)
+        return guided(apply, x, t_batch, labels, w, null_label)
+
+    return u

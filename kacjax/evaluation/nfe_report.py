@@ -12,14 +12,27 @@ the fine teacher trajectory at every point of the student's grid, not only at th
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import numpy as np
 
-from kacjax import api, samplers
-from kacjax.distill import stage_dirs_in
-from kacjax.metrics import build_digits_judge
+from kacjax.evaluation.generator import Generator, load
+from kacjax.evaluation.metrics import build_digits_judge
+from kacjax.training import logs
+from kacjax.training.rundir import RunDir, has_checkpoint
+
+
+def check_config(config) -> None:
+    """Raises ValueError for ``evaluate`` values this report cannot use."""
+    ev = config.evaluate
+    if not (isinstance(ev.num_samples, int) and ev.num_samples >= 2):
+        raise ValueError(f"bad config: evaluate.num_samples must be an integer >= 2, got {ev.num_samples!r}")
+    if not (isinstance(ev.teacher_steps, int) and ev.teacher_steps >= 1):
+        raise ValueError(f"bad config: evaluate.teacher_steps must be an integer >= 1, got {ev.teacher_steps!r}")
+    for k in ev.steps:
+        if not (isinstance(k, int) and k >= 1 and ev.teacher_steps % k == 0):
+            raise ValueError(f"bad config: every evaluate.steps entry must divide evaluate.teacher_steps="
+                             f"{ev.teacher_steps} (the stability check compares on the student grid), got {k!r}")
 
 
 def _rms(a, b) -> float:
@@ -27,51 +40,60 @@ def _rms(a, b) -> float:
 
 
 def nfe_report(config, workdir: str) -> dict:
-    """Writes ``workdir/nfe_report.{json,md,png}`` and returns the report."""
-    ev, d = config.evaluate, config.distill
+    """Writes ``workdir/nfe_report.{json,md,png}`` and returns the report.
+
+    The evaluation settings (sample count, step counts) come from ``config.evaluate``;
+    how each model is sampled comes from its saved provenance: the teacher's own
+    sampler, and the guidance weight and inner sampler the students were distilled with
+    (the teacher's configured ``w`` when there is no student).
+    """
+    check_config(config)
+    ev = config.evaluate
+    layout = RunDir(workdir)
     judge = build_digits_judge()
-    teacher = api.load(workdir, stage=0)
-    students = {gen.default_steps: gen for gen in (api.Generator(p) for p in stage_dirs_in(workdir)
-                                                   if api.has_checkpoint(p))}
+    teacher = load(workdir, stage=0)
+    students = {gen.default_steps: gen for gen in (Generator.load(p) for p in layout.stages() if has_checkpoint(p))}
+    first = min(students.values(), key=lambda g: g.provenance["stage"], default=None)
+    w = first.sampling.w if first else teacher.sampling.w
+    inner = first.provenance["inner_method"] if first else teacher.sampling.method
     num = ev.num_samples
     labels = np.arange(num, dtype=np.int32) % teacher.num_classes
     key = jax.random.PRNGKey(config.seed + 11)
     method = teacher.default_method
-    fine = teacher.solve(key, num, labels, steps=ev.teacher_steps, sampler=d.inner_method, w=d.w,
-                         return_trajectory=True)
+    logs.info(f"evaluate: {num} samples per row; teacher reference {inner} {ev.teacher_steps} steps, w={w:g}")
+    fine = teacher.solve(key, num, labels, steps=ev.teacher_steps, sampler=inner, w=w, return_trajectory=True)
     reference = np.clip(np.asarray(fine.x), -1, 1)
 
-    def score(gen, steps, **kw):
-        x = np.clip(np.asarray(gen.solve(key, num, labels, steps=steps, **kw).x), -1, 1)
-        return {"fd_digits": judge.frechet(x), "accuracy": judge.accuracy(x, labels),
-                "rms_to_teacher_endpoint": _rms(x, reference)}
+    def row(name, sampler, steps, generated):
+        x = np.clip(np.asarray(generated.x), -1, 1)
+        r = {"model": name, "sampler": sampler, "steps": steps, "network_passes": generated.network_passes,
+             "fd_digits": judge.frechet(x), "accuracy": judge.accuracy(x, labels),
+             "rms_to_teacher_endpoint": _rms(x, reference)}
+        logs.info(f"evaluate: {name} {sampler} {steps} steps ({r['network_passes']} passes): "
+                  f"FD-digits {r['fd_digits']:.3f}, accuracy {r['accuracy']:.3f}")
+        return r
 
-    rows = [{"model": "teacher", "sampler": d.inner_method, "steps": ev.teacher_steps,
-             "network_passes": samplers.nfe(d.inner_method, ev.teacher_steps) * (2 if d.w else 1),
-             **score(teacher, ev.teacher_steps, sampler=d.inner_method, w=d.w)}]
+    rows = [row("teacher", inner, ev.teacher_steps, fine)]
     stability = {}
     for k in ev.steps:
-        rows.append({"model": "teacher", "sampler": method, "steps": k,
-                     "network_passes": samplers.nfe(method, k) * (2 if d.w else 1),
-                     **score(teacher, k, sampler=method, w=d.w)})
+        rows.append(row("teacher", method, k, teacher.solve(key, num, labels, steps=k, sampler=method, w=w)))
         if k in students:
             gen = students[k]
-            rows.append({"model": f"student (stage {gen.meta['student']['stage']})", "sampler": "euler",
-                         "steps": k, "network_passes": k, **score(gen, k)})
             path = gen.solve(key, num, labels, return_trajectory=True)
-            stride = ev.teacher_steps // k
-            teacher_on_grid = np.asarray(fine.trajectory)[::stride]
+            rows.append(row(f"student (stage {gen.provenance['stage']})", gen.default_method, k, path))
+            teacher_on_grid = np.asarray(fine.trajectory)[::ev.teacher_steps // k]
             stability[k] = {
                 "times": np.asarray(path.times).tolist(),
                 "rms_student_vs_teacher": [_rms(a, b) for a, b in zip(np.asarray(path.trajectory), teacher_on_grid)],
             }
-    report = {"num_samples": num, "w": float(d.w), "rows": rows, "stability": stability}
+    report = {"num_samples": num, "w": float(w), "rows": rows, "stability": stability}
     if jax.process_index() == 0:
-        with open(os.path.join(workdir, "nfe_report.json"), "w") as f:
+        with open(layout.report("nfe_report.json"), "w") as f:
             json.dump(report, f, indent=2)
-        with open(os.path.join(workdir, "nfe_report.md"), "w") as f:
+        with open(layout.report("nfe_report.md"), "w") as f:
             f.write(_table(rows))
-        _figure(os.path.join(workdir, "nfe_report.png"), rows, stability)
+        _figure(layout.report("nfe_report.png"), rows, stability)
+        logs.info(f"wrote {layout.report('nfe_report.md')} and .json, .png")
     return report
 
 

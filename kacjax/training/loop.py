@@ -14,9 +14,9 @@ from typing import Callable, Iterator
 import jax
 import numpy as np
 
-from kacjax import parallel
-from kacjax.checkpoint import Checkpointer
-from kacjax.logs import MetricWriter
+from kacjax.training import parallel
+from kacjax.training.checkpoint import Checkpointer
+from kacjax.training.logs import MetricWriter
 
 
 class TrainingInterrupted(Exception):
@@ -116,3 +116,16 @@ def fit(
     checkpointer.wait()
     jax.block_until_ready(state)
     return state
+
+
+def fit_run(run, train_cfg, *, num_steps: int, checkpointer: Checkpointer, meta: dict, prefix: str):
+    """:func:`fit` for a :class:`kacjax.training.setup.Run`, with ``train_cfg``'s batch and intervals.
+
+    Metrics go to ``metrics.jsonl`` in the checkpointer's directory, labelled ``prefix``.
+    """
+    return fit(
+        run.state, run.train_step, run.data.iterate, mesh=run.mesh, num_steps=num_steps,
+        batch_size=train_cfg.batch_size, checkpointer=checkpointer, meta=meta,
+        writer=MetricWriter(checkpointer.directory, prefix=prefix), log_every=train_cfg.log_every,
+        checkpoint_every=train_cfg.checkpoint_every, max_nonfinite_streak=train_cfg.max_nonfinite_streak,
+    )

@@ -2,7 +2,7 @@
 
 from ml_collections import config_dict
 
-from kacjax.config_defaults import base_config
+from kacjax.cli.defaults import base_config
 
 
 def image_config(*, data: dict, model: dict, sample_w: float, batch_size: int, num_steps: int):

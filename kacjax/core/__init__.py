@@ -1,0 +1,6 @@
+"""The math of Kac flows, with no I/O: the 1-D Kac process (:mod:`~kacjax.core.kac`), the flow and
+its flow-matching target (:mod:`~kacjax.core.flow`), ODE samplers (:mod:`~kacjax.core.samplers`) and
+classifier-free guidance in velocity space (:mod:`~kacjax.core.guidance`).
+
+Nothing here imports another part of kacjax: models, data, training and evaluation build on it.
+"""

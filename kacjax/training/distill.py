@@ -1,0 +1,134 @@
+"""The ``distill`` mode: the chain of endpoint-only distillation stages (DistillKac, Algorithm 1).
+
+Stage ``k`` trains a student that takes one Euler step of ``Delta = T / M_k`` where its
+frozen teacher (the teacher model for stage 1, the previous student after that) takes
+``N_k = M_{k-1} / M_k`` steps of ``config.distill.inner_method``
+(:func:`kacjax.training.steps.make_distill_step`). The stage-1 teacher is guided with
+weight ``distill.w``; students bake that guidance in and are sampled with one conditional
+pass per step. Students inherit their architecture: ``model``, ``flow`` and the data shape
+come from the teacher's saved metadata, and a config asking for another is refused. Each
+stage writes its own checkpoints with its config and provenance (:mod:`kacjax.training.rundir`);
+a finished stage is skipped, an unfinished one resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional, Sequence
+
+from kacjax.core import samplers
+from kacjax.training import rundir, setup
+from kacjax.training.checkpoint import CheckpointError, Checkpointer
+from kacjax.training.loop import fit_run
+from kacjax.training.steps import LOSS_SPACES, X_SOURCES, Stage
+from kacjax.training.trained import Trained
+
+
+def plan(config) -> list:
+    """The chain as a list of :class:`~kacjax.training.steps.Stage`.
+
+    Raises ValueError for an impossible chain, naming the first bad stage (a step count
+    that is not a whole multiple of the next), or for bad distillation values.
+    """
+    d = config.distill
+    grids = (d.teacher_steps, *d.student_steps)
+    n = len(d.student_steps)
+    if n == 0:
+        raise ValueError("bad distill config: student_steps is empty")
+    for k in range(n):
+        fine, coarse = grids[k], grids[k + 1]
+        if coarse < 1 or fine % coarse:
+            raise ValueError(
+                f"bad distill chain {grids}: stage {k + 1} goes from {fine} to {coarse} steps, "
+                "which is not a whole number of teacher steps per student step"
+            )
+    if len(d.train_steps) != n or len(d.learning_rates) != n:
+        raise ValueError(
+            f"bad distill config: train_steps ({len(d.train_steps)}) and learning_rates "
+            f"({len(d.learning_rates)}) need one entry per stage ({n})"
+        )
+    if d.inner_method not in samplers.METHODS:
+        raise ValueError(f"bad distill config: inner_method {d.inner_method!r} not in {samplers.METHODS}")
+    if d.x_source not in X_SOURCES:
+        raise ValueError(f"bad distill config: x_source {d.x_source!r} not in {X_SOURCES}")
+    if d.loss_space not in LOSS_SPACES:
+        raise ValueError(f"bad distill config: loss_space {d.loss_space!r} not in {LOSS_SPACES}")
+    stages = []
+    for k in range(n):
+        if d.train_steps[k] < 0 or not d.learning_rates[k] > 0:
+            raise ValueError(f"bad distill config: stage {k + 1} needs train_steps >= 0 and learning_rate > 0")
+        stages.append(Stage(index=k + 1, teacher_steps=grids[k], student_steps=grids[k + 1],
+                            inner_steps=grids[k] // grids[k + 1], num_steps=int(d.train_steps[k]),
+                            learning_rate=float(d.learning_rates[k])))
+    return stages
+
+
+def _with_stage_train(config, stage: Stage):
+    """A copy of ``config`` whose ``train`` is updated by ``distill.train`` and the stage's values."""
+    cfg = copy.deepcopy(config)
+    with cfg.unlocked():
+        cfg.train.update(dict(config.distill.train))
+        cfg.train.update(num_steps=stage.num_steps, learning_rate=stage.learning_rate, label_dropout=0.0)
+    return cfg
+
+
+def check_distill_config(config, mesh=None) -> list:
+    """:func:`plan`, and the checks of the ``train`` values every stage will run with (and, with a
+    ``mesh``, of its batch over the devices); returns the stages."""
+    stages = plan(config)
+    for stage in stages:
+        setup.check_train_config(_with_stage_train(config, stage), mesh)
+    return stages
+
+
+def stage_config(config, stage: Stage, teacher: Trained):
+    """The config a stage trains with: the teacher's ``model`` and ``flow``, and ``train`` updated by
+    ``distill.train`` and the stage's values.
+
+    Raises CheckpointError when ``config`` asks for another architecture than the teacher's.
+    """
+    rundir.check_architecture(teacher.config, config, teacher.directory,
+                              "a student inherits its teacher's architecture: drop the override at distill time")
+    cfg = _with_stage_train(config, stage)
+    with cfg.unlocked():
+        for name in rundir.ARCHITECTURE_SECTIONS:
+            cfg[name] = teacher.config[name]
+    return cfg
+
+
+def _finished_teacher(layout: rundir.RunDir, config) -> int:
+    teacher_dir = layout.teacher
+    latest = rundir.latest_step(teacher_dir)
+    if latest is None:
+        raise CheckpointError(f"no teacher checkpoint in {teacher_dir}: train it first (kacjax --mode=train)")
+    if latest < config.train.num_steps:
+        raise CheckpointError(
+            f"the teacher in {teacher_dir} stopped at step {latest} of {config.train.num_steps}: "
+            "finish training it first (kacjax --mode=train resumes it)"
+        )
+    return latest
+
+
+def run_chain(config, workdir: str, *, devices: Optional[Sequence] = None) -> list:
+    """Runs (or resumes) every distillation stage; returns the stage directories."""
+    stages = check_distill_config(config)
+    layout = rundir.RunDir(workdir)
+    _finished_teacher(layout, config)
+    teacher_dir, done = layout.teacher, []
+    for stage in stages:
+        out_dir = layout.stage(stage.index, stage.student_steps)
+        latest = rundir.latest_step(out_dir)
+        if latest is None or latest < stage.num_steps:
+            teacher = Trained.load(teacher_dir)
+            cfg = stage_config(config, stage, teacher)
+            checkpointer = Checkpointer(out_dir, keep=cfg.train.keep_checkpoints)
+            run = setup.stage_run(cfg, stage, teacher, devices=devices, checkpointer=checkpointer)
+            d = config.distill
+            meta = rundir.student_meta(cfg, stage, teacher, w=d.w, inner_method=d.inner_method,
+                                       x_source=d.x_source, loss_space=d.loss_space)
+            fit_run(run, cfg.train, num_steps=stage.num_steps, checkpointer=checkpointer, meta=meta,
+                    prefix=f"stage{stage.index}")
+            checkpointer.close()
+        done.append(out_dir)
+        teacher_dir = out_dir
+    return done

@@ -1,0 +1,125 @@
+"""The training steps: Kac flow matching for the teacher, endpoint-only distillation for a student.
+
+Both factories are pure and take explicit values (no config); they return
+``(state, batch, ...) -> (state, metrics)`` functions that :mod:`kacjax.training.setup`
+jits once. Distillation (DistillKac, Algorithm 1): a student of ``M`` steps takes one
+Euler step of ``Delta = T / M`` where its frozen teacher takes ``N`` steps of
+``inner_method``; see :func:`make_distill_step`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from kacjax.core import samplers
+from kacjax.core.flow import sample_times
+from kacjax.core.guidance import drop_labels, velocity_field
+from kacjax.training import train_state
+
+X_SOURCES = ("forward", "rollout")
+LOSS_SPACES = ("state", "velocity")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of the distillation chain.
+
+    Attributes:
+      index: 1 for the first stage (its teacher is the teacher model), k for the k-th.
+      teacher_steps: the teacher's grid (steps over ``[0, T]``).
+      student_steps: the student's grid ``M``; ``Delta = T / M``.
+      inner_steps: teacher sub-steps per student step, ``N = teacher_steps / student_steps``.
+      num_steps: optimizer steps of the stage; learning_rate: its Adam learning rate.
+    """
+
+    index: int
+    teacher_steps: int
+    student_steps: int
+    inner_steps: int
+    num_steps: int
+    learning_rate: float
+
+
+def make_train_step(model, flow, tx, *, label_dropout: float, ema_decay: float, null_label, mesh=None):
+    """``(state, batch) -> (state, metrics)`` for Kac flow matching (not jitted).
+
+    batch: ``{'x': (B, ...) data in [-1, 1], 'label': (B,) int}``. Each example gets
+    ``t ~ U[0, T]``, Kac noise and its exact target; labels are replaced by the null
+    label with probability ``label_dropout`` (conditional models only, ``null_label``
+    not None). With the training ``mesh``, each device draws the noise of its own rows.
+    """
+
+    def step(state, batch):
+        k_time, k_noise, k_label, k_dropout = jax.random.split(train_state.step_rng(state), 4)
+        x0 = batch["x"]
+        t = sample_times(k_time, x0.shape[0], flow)
+        x_t, target = flow.corrupt(k_noise, x0, t, mesh=mesh)
+        labels = None
+        if null_label is not None:
+            labels = drop_labels(k_label, batch["label"], label_dropout, null_label)
+
+        def loss_fn(params):
+            pred = model.apply({"params": params}, x_t, t, labels, train=True, rngs={"dropout": k_dropout})
+            return jnp.mean(jnp.square(pred - target))
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return train_state.apply_gradients(state, loss, grads, tx, ema_decay)
+
+    return step
+
+
+def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
+    """The teacher's target ``x_hat``: ``steps`` steps of ``method`` from ``x_t`` at ``t`` to ``t - delta``.
+
+    ``u(x, t)`` is the teacher's velocity; ``x_t`` is ``(B, ...)``, ``t`` is ``(B,)``.
+    """
+    return samplers.integrate(u, x_t, method=method, steps=steps, t_start=t, t_end=t - delta).x
+
+
+def make_distill_step(model, flow, tx, *, stage: Stage, teacher_w: float, inner_method: str, x_source: str,
+                      loss_space: str, ema_decay: float, null_label, mesh=None):
+    """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
+
+    One step: draw a grid index ``j ~ U{0..M-1}``, ``t = T - j Delta``; ``x_t`` from the
+    forward process (``x_source='forward'``) or from a teacher rollout from the prior
+    (``'rollout'``); the teacher, guided with ``teacher_w`` (0 for a student teacher,
+    whose guidance is baked in), integrates ``[t, t - Delta]`` without gradient to
+    ``x_hat``; the student predicts ``x_S = x_t - Delta u_S(x_t, t, y)``. Loss:
+    ``mean |x_S - x_hat|^2`` (``loss_space='state'``) or ``mean |u_S - (x_t - x_hat) / Delta|^2``
+    (``'velocity'``). The teacher's parameters are an argument: never closed over,
+    donated or saved. With the training ``mesh``, each device draws the noise of its rows.
+    """
+    M, N = stage.student_steps, stage.inner_steps
+    delta = flow.T / M
+
+    def step(state, batch, teacher_params):
+        k_index, k_noise, k_dropout = jax.random.split(train_state.step_rng(state), 3)
+        x0, labels = batch["x"], (batch["label"] if null_label is not None else None)
+        B = x0.shape[0]
+        j = jax.random.randint(k_index, (B,), 0, M)
+        t = flow.T - j.astype(x0.dtype) * delta
+        teacher_u = velocity_field(model, teacher_params, labels, w=teacher_w, null_label=null_label)
+        if x_source == "forward":
+            x_t, _ = flow.corrupt(k_noise, x0, t, mesh=mesh)  # the forward marginal at t
+        else:
+            rollout = samplers.integrate(
+                teacher_u, flow.prior_sample(k_noise, x0.shape, mesh=mesh), method=inner_method,
+                steps=M * N, t_start=flow.T, return_trajectory=True,
+            ).trajectory[::N]  # (M + 1, B, ...) states on the student grid
+            x_t = rollout[j, jnp.arange(B)]
+        x_t = jax.lax.stop_gradient(x_t)
+        x_hat = jax.lax.stop_gradient(teacher_endpoint(teacher_u, x_t, t, delta, method=inner_method, steps=N))
+
+        def loss_fn(params):
+            u_s = model.apply({"params": params}, x_t, t, labels, train=True, rngs={"dropout": k_dropout})
+            if loss_space == "state":
+                return jnp.mean(jnp.square(x_t - delta * u_s - x_hat))
+            return jnp.mean(jnp.square(u_s - (x_t - x_hat) / delta))
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return train_state.apply_gradients(state, loss, grads, tx, ema_decay)
+
+    return step

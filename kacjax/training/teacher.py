@@ -1,0 +1,26 @@
+"""The ``train`` mode: the teacher, trained (or resumed) by Kac flow matching in ``workdir/teacher``."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from kacjax.training import rundir, setup
+from kacjax.training.checkpoint import Checkpointer
+from kacjax.training.loop import fit_run
+
+
+def train_teacher(config, workdir: str, *, devices: Optional[Sequence] = None):
+    """Trains (or resumes) the teacher of ``workdir``; returns the final state.
+
+    The step is :func:`kacjax.training.steps.make_train_step`; checkpoints, metrics and
+    the metadata go where :class:`kacjax.training.rundir.RunDir` says.
+    """
+    setup.check_train_config(config)
+    tr = config.train
+    directory = rundir.RunDir(workdir).teacher
+    checkpointer = Checkpointer(directory, keep=tr.keep_checkpoints)
+    run = setup.teacher_run(config, devices=devices, checkpointer=checkpointer)
+    state = fit_run(run, tr, num_steps=tr.num_steps, checkpointer=checkpointer,
+                    meta=rundir.teacher_meta(config, run.data.shape, run.data.num_classes), prefix="teacher")
+    checkpointer.close()
+    return state
