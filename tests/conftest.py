@@ -2,9 +2,12 @@
 
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# converted FID weights and reference statistics: per test session, never a user's cache
+os.environ.setdefault("KACJAX_CACHE_DIR", tempfile.mkdtemp(prefix="kacjax-test-cache-"))
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 
 from kacjax.training.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)

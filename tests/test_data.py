@@ -7,46 +7,13 @@ import time
 import numpy as np
 import PIL.Image
 import pytest
-import tensorflow_datasets as tfds
 
+from helpers import N_TINY, prepare_tiny_images
 from kacjax.data import build_input, image_ops, prefetch, sample_toy2d, toy2d_modes
-
-N_TINY = 40  # examples in the tiny dataset
-SIZE = 32
-
-
-class KacjaxTinyImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """CIFAR-10-like 32x32x3 images. Channel 0 is the example id everywhere (so the id
-    survives flips), channel 1 rises left to right (so flips show), label = id % 10."""
-
-    VERSION = tfds.core.Version("1.0.0")
-
-    def _info(self):
-        features = {
-            "image": tfds.features.Image(shape=(SIZE, SIZE, 3)),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
-
-    def _split_generators(self, dl_manager):
-        del dl_manager
-        return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-        noise = np.random.default_rng(0).integers(0, 256, (N_TINY, SIZE, SIZE), dtype=np.uint8)
-        ramp = np.broadcast_to(np.arange(SIZE, dtype=np.uint8) * 8, (SIZE, SIZE))
-        for i in range(N_TINY):
-            image = np.stack([np.full((SIZE, SIZE), i, np.uint8), ramp, noise[i]], axis=-1)
-            # A PIL image is encoded by PIL; a numpy image would need TensorFlow.
-            yield i, {"image": PIL.Image.fromarray(image), "label": i % 10}
-
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("tfds")
-    builder = KacjaxTinyImages(data_dir=str(data_dir), file_format="array_record")
-    builder.download_and_prepare()
-    return data_dir
+    return prepare_tiny_images(tmp_path_factory.mktemp("tfds"))
 
 
 def tiny_cfg(data_dir, **overrides):

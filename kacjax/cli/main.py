@@ -1,7 +1,8 @@
 """Command-line entry point: ``kacjax --config CONFIG.py --workdir DIR [--mode MODE]``.
 
 Modes: ``train`` (the teacher), ``distill`` (the student chain), ``sample`` (PNG grid
-and .npz from a checkpoint), ``evaluate`` (the experiment's metrics and figures), and
+and .npz from a checkpoint), ``evaluate`` (the experiment's metrics and figures; FID and
+KID on image datasets), ``fid_stats`` (the FID reference statistics of the dataset), and
 ``all`` (the config's ``pipeline``, in order). Override any config value with
 ``--config.section.key=value``; pick a config variant with ``CONFIG.py:quick``.
 Every mode resumes from what ``workdir`` already holds.
@@ -20,7 +21,8 @@ from kacjax.training import logs, parallel
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
-flags.DEFINE_enum("mode", "all", ["all", "train", "distill", "sample", "evaluate"], "What to run.")
+flags.DEFINE_enum("mode", "all", ["all", "train", "distill", "sample", "evaluate", "fid_stats"],
+                  "What to run (fid_stats: the FID reference statistics of the config's dataset).")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (TPU pods, SLURM, or the flags below).")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --distributed without autodetection.")
 flags.DEFINE_integer("num_processes", None, "Number of processes, for --distributed without autodetection.")

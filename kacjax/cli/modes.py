@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional, Sequence
 
-from kacjax.evaluation.evaluate import check_evaluate_config, evaluate
+from kacjax.evaluation.evaluate import check_evaluate_config, check_fid_stats_config, evaluate
+from kacjax.evaluation.image_report import write_reference_statistics
 from kacjax.evaluation.write_samples import check_sample_config, write_samples
 from kacjax.training import parallel
 from kacjax.training.distill import check_distill_config, run_chain
@@ -29,6 +30,7 @@ MODES = {
     "distill": Mode(run_chain, check_distill_config),
     "sample": Mode(write_samples, lambda config, mesh: check_sample_config(config)),
     "evaluate": Mode(evaluate, lambda config, mesh: check_evaluate_config(config)),
+    "fid_stats": Mode(write_reference_statistics, lambda config, mesh: check_fid_stats_config(config)),
 }
 
 

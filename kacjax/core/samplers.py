@@ -33,12 +33,15 @@ class Solution(NamedTuple):
       nfe: number of velocity evaluations (a Python int).
       trajectory: states on the grid, shape ``(steps + 1, *x.shape)``, or None.
       times: the grid, shape ``(steps + 1,)`` (or ``(steps + 1, B)`` for per-example grids).
+      max_speed: with ``track_speed``, each example's largest ``|u|`` over all coordinates
+        and evaluations, shape ``(B,)`` (NaN if a velocity was not finite); else None.
     """
 
     x: jax.Array
     nfe: int
     trajectory: Optional[jax.Array]
     times: jax.Array
+    max_speed: Optional[jax.Array] = None
 
 
 def check_method(method: str) -> None:
@@ -75,32 +78,46 @@ def integrate(
     t_start,
     t_end=0.0,
     return_trajectory: bool = False,
+    track_speed: bool = False,
 ) -> Solution:
     """Integrates ``dx/dt = u(x, t)`` from ``t_start`` to ``t_end`` in ``steps`` steps.
 
     ``t_start``/``t_end`` are scalars, or ``(B,)`` arrays giving each example of the
     batch ``x`` (``(B, ...)``) its own grid; ``u`` then receives ``(B,)`` times.
+    ``track_speed`` also returns each example's largest ``|u|`` (a per-example
+    reduction: no cross-example, so no cross-device, traffic).
     """
     check_method(method)
     times = time_grid(steps, t_start, t_end, x.dtype)
     h_t = times[1] - times[0]
     h = h_t.reshape(h_t.shape + (1,) * (x.ndim - h_t.ndim))
+    per_example_axes = tuple(range(1, x.ndim))
+
+    def speed(v, top):
+        if not track_speed:
+            return top
+        return jnp.maximum(top, jnp.max(jnp.abs(v), axis=per_example_axes))  # NaN propagates
 
     def step(carry: Any, t):
-        x, u_prev, first = carry
+        x, u_prev, first, top = carry
         if method == "euler":
-            x_next = x + h * u(x, t)
+            u_now = u(x, t)
+            top = speed(u_now, top)
+            x_next = x + h * u_now
         elif method == "midpoint":
-            x_mid = x + 0.5 * h * u(x, t)
-            x_next = x + h * u(x_mid, t + 0.5 * h_t)
+            u_now = u(x, t)
+            u_mid = u(x + 0.5 * h * u_now, t + 0.5 * h_t)
+            top = speed(u_mid, speed(u_now, top))
+            x_next = x + h * u_mid
         else:
             u_now = u(x, t)
+            top = speed(u_now, top)
             increment = jnp.where(first, u_now, 1.5 * u_now - 0.5 * u_prev)
             x_next = x + h * increment
             u_prev = u_now
-        return (x_next, u_prev, jnp.zeros_like(first)), (x_next if return_trajectory else None)
+        return (x_next, u_prev, jnp.zeros_like(first), top), (x_next if return_trajectory else None)
 
-    init = (x, jnp.zeros_like(x), jnp.ones((), bool))
-    (x_end, _, _), path = jax.lax.scan(step, init, times[:-1])
+    init = (x, jnp.zeros_like(x), jnp.ones((), bool), jnp.zeros(x.shape[:1], x.dtype))
+    (x_end, _, _, top), path = jax.lax.scan(step, init, times[:-1])
     trajectory = jnp.concatenate([x[None], path], axis=0) if return_trajectory else None
-    return Solution(x_end, nfe(method, steps), trajectory, times)
+    return Solution(x_end, nfe(method, steps), trajectory, times, top if track_speed else None)

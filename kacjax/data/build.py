@@ -83,6 +83,12 @@ def check_data_config(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+def build_source(data_cfg: Mapping[str, Any]):
+    """The dataset itself (``read(indices)``, ``num_examples``, ``shape``, ``num_classes``), unshuffled
+    and unflipped: what FID reference statistics are computed from."""
+    return _source(data_cfg["name"], check_data_config(data_cfg))
+
+
 def build_input(
     data_cfg: Mapping[str, Any],
     *,

@@ -35,11 +35,12 @@ class Generator(Trained):
         return self.sampling.steps
 
     def solve(self, key, num: int, labels=None, *, steps=None, sampler=None, w=None,
-              return_trajectory=False) -> Generated:
+              return_trajectory=False, track_speed=False, mesh=None) -> Generated:
         """One batch as a :class:`~kacjax.evaluation.sampling.Generated` (unclipped, with its network passes).
 
         Same arguments as :meth:`sample`; the prior draws depend only on ``key`` and ``num``,
-        so two models solved with the same key start from the same points.
+        so two models solved with the same key start from the same points. ``track_speed``
+        and ``mesh``: see :func:`~kacjax.evaluation.sampling.generate`.
         """
         labels = self.labels_for(num, labels)
         if self.is_student and w not in (None, 0.0):
@@ -48,7 +49,7 @@ class Generator(Trained):
         return generate(
             key, self.params, labels, w, model=self.model, flow=self.flow, num=num, shape=self.shape,
             method=sampler or self.default_method, steps=steps or self.default_steps,
-            null_label=self.null_label, return_trajectory=return_trajectory,
+            null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
         )
 
     def sample(

@@ -8,10 +8,11 @@ import numpy as np
 from PIL import Image
 
 
-def to_uint8(images) -> np.ndarray:
-    """``(N, H, W, C)`` floats in ``[-1, 1]`` (clipped) -> uint8 of the same shape."""
-    images = np.clip(np.asarray(images, np.float32), -1.0, 1.0)
-    return np.round((images + 1.0) * 127.5).astype(np.uint8)
+def to_uint8(images, xp=np):
+    """``(N, H, W, C)`` floats in ``[-1, 1]`` (clipped) -> uint8 ``round((x + 1) * 127.5)``, as real
+    images are stored; ``xp`` is ``numpy`` or ``jax.numpy`` (inside jit)."""
+    images = xp.clip(xp.asarray(images, xp.float32), -1.0, 1.0)
+    return xp.round((images + 1.0) * 127.5).astype(xp.uint8)
 
 
 def grid(images, *, cols: int | None = None, pad: int = 1) -> np.ndarray:

@@ -20,6 +20,8 @@ class Generated(NamedTuple):
       times: the grid, ``(steps + 1,)``, from ``T`` to 0.
       nfe: velocity evaluations per sample (a Python int).
       network_passes: network evaluations per sample: ``nfe``, twice that when guided.
+      max_speed: with ``track_speed``, each sample's largest ``|u|`` (``(num,)``; NaN where
+        a velocity was not finite); else None.
     """
 
     x: jax.Array
@@ -27,18 +29,20 @@ class Generated(NamedTuple):
     times: jax.Array
     nfe: int
     network_passes: int
+    max_speed: Optional[jax.Array] = None
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("w", "model", "flow", "num", "shape", "method", "steps", "null_label", "return_trajectory"),
+    static_argnames=("w", "model", "flow", "num", "shape", "method", "steps", "null_label", "return_trajectory",
+                     "track_speed", "mesh"),
 )
-def _solve(key, params, labels, w, *, model, flow, num, shape, method, steps, null_label, return_trajectory):
-    x_T = flow.prior_sample(key, (num, *shape))
+def _solve(key, params, labels, w, *, model, flow, num, shape, method, steps, null_label, return_trajectory,
+           track_speed, mesh):
+    x_T = flow.prior_sample(key, (num, *shape), mesh=mesh)
     u = velocity_field(model, params, labels, w=w, null_label=null_label)
-    return samplers.integrate(
-        u, x_T, method=method, steps=steps, t_start=flow.T, t_end=0.0, return_trajectory=return_trajectory
-    )
+    return samplers.integrate(u, x_T, method=method, steps=steps, t_start=flow.T, t_end=0.0,
+                              return_trajectory=return_trajectory, track_speed=track_speed)
 
 
 def generate(
@@ -55,6 +59,8 @@ def generate(
     steps: int,
     null_label=None,
     return_trajectory: bool = False,
+    track_speed: bool = False,
+    mesh=None,
 ) -> Generated:
     """Draws ``num`` samples of per-example ``shape`` (jitted once per static setting).
 
@@ -66,9 +72,13 @@ def generate(
         weight compiles once; ``w = 0`` makes one network call per step). Ignored when
         unconditional.
       method, steps: the sampler (:data:`kacjax.core.samplers.METHODS`) and its steps.
+      track_speed: also return each sample's largest velocity component.
+      mesh: with a mesh (and ``labels`` sharded on it), each device draws and integrates
+        its own rows; the draws are the same as without it.
     """
     solution = _solve(key, params, labels, w, model=model, flow=flow, num=num, shape=shape, method=method,
-                      steps=steps, null_label=null_label, return_trajectory=return_trajectory)
+                      steps=steps, null_label=null_label, return_trajectory=return_trajectory,
+                      track_speed=track_speed, mesh=mesh)
     nfe = samplers.nfe(method, steps)
     return Generated(solution.x, solution.trajectory, solution.times, nfe,
-                     nfe * network_passes_per_velocity(w, null_label))
+                     nfe * network_passes_per_velocity(w, null_label), solution.max_speed)

@@ -68,3 +68,33 @@ def shard_batch(local_batch, mesh: Mesh):
 def to_host(tree):
     """Fetches a pytree of (replicated or fully addressable) arrays to numpy."""
     return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+
+
+def local_rows(array) -> tuple:
+    """This process's rows of a batch-sharded global array: ``(rows (n, ...) numpy, global row indices (n,))``.
+
+    Shards that several devices hold (replicas) are taken once; rows come in global order.
+    """
+    pieces = {}
+    for shard in array.addressable_shards:
+        start = shard.index[0].start or 0
+        pieces.setdefault(start, np.asarray(shard.data))
+    if not pieces:
+        return np.zeros((0, *array.shape[1:]), array.dtype), np.zeros((0,), np.int64)
+    starts = sorted(pieces)
+    rows = np.concatenate([pieces[s] for s in starts])
+    index = np.concatenate([np.arange(s, s + len(pieces[s])) for s in starts])
+    return rows, index
+
+
+def process_sum(arrays: dict) -> dict:
+    """Sums numpy arrays over all processes, exactly (float64 travels as raw bits); one process: as is."""
+    if jax.process_count() == 1:
+        return arrays
+    from jax.experimental import multihost_utils
+
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    raw = {k: np.ascontiguousarray(v).reshape(-1).view(np.uint32) for k, v in arrays.items()}
+    gathered = multihost_utils.process_allgather(raw)  # (processes, words)
+    return {k: np.ascontiguousarray(np.asarray(gathered[k])).view(v.dtype).reshape(-1, *v.shape).sum(axis=0)
+            for k, v in arrays.items()}

@@ -32,6 +32,7 @@ from kacjax.training.checkpoint import CheckpointError, Checkpointer
 TEACHER_DIR = "teacher"
 DISTILL_DIR = "distill"
 SAMPLES_DIR = "samples"
+EVAL_DIR = "eval"
 _STAGE_RE = re.compile(r"^stage(\d+)_(\d+)steps$")
 ARCHITECTURE_SECTIONS = ("model", "flow")
 
@@ -93,6 +94,10 @@ class RunDir:
     def report(self, filename: str) -> str:
         """Path of an evaluation report file, e.g. ``nfe_report.json``."""
         return os.path.join(self.root, filename)
+
+    def evaluation(self, filename: str) -> str:
+        """Path of one evaluation row's partial sums or finished result, under ``eval/``."""
+        return os.path.join(self.root, EVAL_DIR, filename)
 
 
 def _section(section) -> dict:
