@@ -20,7 +20,7 @@ def get_config(variant: str = ""):
     c.data = dict(name="digits")
     c.model = dict(
         name="unet", ch=32, ch_mult=(1, 1), num_res_blocks=1, attn_resolutions=(4,), num_heads=2,
-        dropout=0.0, use_scale_shift_norm=True, time_scale=1000.0, num_classes=10,
+        dropout=0.0, use_scale_shift_norm=True, time_scale=1000.0, num_classes=10, dtype="float32",
     )
     c.train.update(batch_size=64, num_steps=1000, learning_rate=1e-3, warmup_steps=100, ema_decay=0.995,
                    log_every=100, checkpoint_every=500)
@@ -29,8 +29,10 @@ def get_config(variant: str = ""):
     c.distill.update(teacher_steps=100, student_steps=(20, 4, 2, 1), train_steps=(400, 400, 400, 400),
                      learning_rates=(2e-4, 2e-4, 2e-4, 2e-4), inner_method="ab2", w=1.0)
     c.distill.train.update(batch_size=64, ema_decay=0.995, log_every=100, checkpoint_every=200)
-    # evaluate: teacher vs students at these step counts, on num_samples draws.
-    c.evaluate = dict(num_samples=1000, steps=(1, 2, 4, 20), teacher_steps=100)
+    # evaluate: teacher vs students at these step counts, on num_samples draws; guidance_sweep:
+    # weights w at which the teacher is also scored at its own steps, with each of sweep_samplers.
+    c.evaluate = dict(num_samples=1000, steps=(1, 2, 4, 20), teacher_steps=100, guidance_sweep=(),
+                      sweep_samplers=("ab2",))
     if variant == "chain":
         c.pipeline = ("train", "distill", "sample", "evaluate")
         c.train.update(num_steps=3000, ema_decay=0.999)

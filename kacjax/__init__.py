@@ -16,9 +16,9 @@ Layers, each importing only those before it:
 __version__ = "0.1.0"
 
 
-def load(workdir: str, stage: int = 0):
+def load(workdir: str, stage: int = 0, *, dtype: str = "float32"):
     """Loads a trained teacher (stage 0) or student (stage k, -1 for the last) as a
-    :class:`kacjax.evaluation.generator.Generator`."""
+    :class:`kacjax.evaluation.generator.Generator` that samples in ``dtype``."""
     from kacjax.evaluation.generator import load as _load
 
-    return _load(workdir, stage)
+    return _load(workdir, stage, dtype=dtype)

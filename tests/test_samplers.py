@@ -110,3 +110,20 @@ def test_bad_arguments_raise():
         with pytest.raises(ValueError, match="steps must be a positive integer"):
             samplers.integrate(u_cos, x, method="euler", steps=steps, t_start=1.0)
     assert math.isclose(float(samplers.time_grid(4, 1.0, 0.0)[1]), 0.75)
+
+
+@pytest.mark.parametrize("method", samplers.METHODS)
+def test_tracked_speed_is_each_examples_largest_velocity(method):
+    """dx/dt = -x forward in time from x0 decays, so the largest |u| is |x0|'s largest component; a NaN velocity
+    shows as NaN for its own example only."""
+    x0 = jnp.array([[1.0, -3.0], [0.5, 0.25], [2.0, 1.0]])
+
+    def u(x, t):
+        return jnp.where(x[:, :1] == 2.0, jnp.nan, -x)  # the third example's field is broken
+
+    sol = samplers.integrate(u, x0, method=method, steps=8, t_start=0.0, t_end=1.0, track_speed=True)
+    np.testing.assert_allclose(sol.max_speed[:2], [3.0, 0.5], rtol=1e-6)
+    assert np.isnan(sol.max_speed[2])
+    untracked = samplers.integrate(u, x0, method=method, steps=8, t_start=0.0, t_end=1.0)
+    assert untracked.max_speed is None
+    np.testing.assert_array_equal(untracked.x[:2], sol.x[:2])

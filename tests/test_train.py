@@ -229,3 +229,57 @@ def test_conditional_model_needs_labelled_data(tmp_path):
     config.model.num_classes = 10  # toy2d is unconditional
     with pytest.raises(ValueError, match="num_classes"):
         train_teacher(config, str(tmp_path))
+
+
+def _cut_array_files(step_dir):
+    """Cuts the largest array data file of each of the step's data folders in half."""
+    for folder in {p.parent for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"}:
+        largest = max((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_size)
+        with open(largest, "r+b") as f:
+            f.truncate(largest.stat().st_size // 2)
+
+
+def test_damaged_latest_checkpoint_falls_back_loudly_and_training_repairs_it(tmp_path, capsys):
+    """Array files of step 4 cut in half: loading names the damaged step and uses step 2;
+    resuming training deletes step 4, trains it again and ends where an intact run ends."""
+    import kacjax
+
+    config = tiny_config(num_steps=4)
+    train_teacher(config, str(tmp_path / "intact"))
+    train_teacher(config, str(tmp_path / "cut"))
+    _cut_array_files(tmp_path / "cut" / "teacher" / "4")
+    capsys.readouterr()
+    gen = kacjax.load(str(tmp_path / "cut"))
+    assert gen.step == 2
+    assert "checkpoint step 4" in capsys.readouterr().err
+    state = train_teacher(config, str(tmp_path / "cut"))
+    assert "deleting it" in capsys.readouterr().err
+    intact = Checkpointer(str(tmp_path / "intact" / "teacher"))
+    abstract = abstract_like(jax.eval_shape(lambda s: s, state), parallel.replicated(parallel.make_mesh()))
+    for a, b in zip(_params(state), _params(intact.restore(abstract))):
+        np.testing.assert_array_equal(a, b)
+    assert kacjax.load(str(tmp_path / "cut")).step == 4
+
+
+def test_bfloat16_computes_in_bf16_with_float32_state_and_samples_in_float32(tmp_path):
+    """model.dtype=bfloat16: finite losses close to float32's, parameters, EMA and Adam moments in
+    float32; the checkpoint samples in float32 unless asked."""
+    import kacjax
+    from helpers import ROOT
+    from kacjax.cli.defaults import load_config
+
+    losses = {}
+    for dtype in ("float32", "bfloat16"):
+        config = load_config(os.path.join(ROOT, "experiments", "digits.py"))
+        config.model.update(ch=16, dtype=dtype)
+        config.train.update(batch_size=16, num_steps=2, log_every=1, checkpoint_every=2, warmup_steps=0)
+        state = train_teacher(config, str(tmp_path / dtype))
+        leaves = jax.tree.leaves((state.params, state.ema_params, state.opt_state))
+        assert {x.dtype for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)} == {jnp.dtype("float32")}
+        lines = (tmp_path / dtype / "teacher" / "metrics.jsonl").read_text().splitlines()
+        losses[dtype] = [__import__("json").loads(line)["loss"] for line in lines]
+    assert all(np.isfinite(losses["bfloat16"]))
+    np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=0.05)
+    assert losses["bfloat16"] != losses["float32"]  # it did compute in bfloat16
+    assert kacjax.load(str(tmp_path / "bfloat16")).model.dtype == jnp.float32
+    assert kacjax.load(str(tmp_path / "bfloat16"), dtype="bfloat16").model.dtype == jnp.bfloat16

@@ -27,6 +27,10 @@ flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (TPU 
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --distributed without autodetection.")
 flags.DEFINE_integer("num_processes", None, "Number of processes, for --distributed without autodetection.")
 flags.DEFINE_integer("process_id", None, "This process's index, for --distributed without autodetection.")
+flags.DEFINE_integer(
+    "heartbeat_timeout", 100,
+    "With --distributed: seconds without a heartbeat after which a process counts as lost and the others "
+    "abort (exit non-zero); rerun to resume from the last checkpoint (docs/scaling.md).")
 flags.DEFINE_string(
     "compilation_cache", "", "Persistent XLA compilation cache directory, e.g. ~/.cache/kacjax/xla ('' disables)."
 )
@@ -44,6 +48,7 @@ def _init_jax() -> None:
             coordinator_address=FLAGS.coordinator_address,
             num_processes=FLAGS.num_processes,
             process_id=FLAGS.process_id,
+            heartbeat_timeout_seconds=FLAGS.heartbeat_timeout,
         )
     logs.info(
         f"JAX {jax.__version__} on {jax.default_backend()}: process {jax.process_index()} of "

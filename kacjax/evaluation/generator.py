@@ -23,8 +23,14 @@ class Generator(Trained):
     """A trained teacher or student, ready to sample (see :class:`~kacjax.training.trained.Trained`).
 
     ``default_method`` and ``default_steps`` are what it was trained to be sampled with:
-    the config's sampler for the teacher, Euler on its own grid for a student.
+    the config's sampler for the teacher, Euler on its own grid for a student. It samples
+    in float32 whatever precision it was trained in, unless loaded with another ``dtype``.
     """
+
+    @classmethod
+    def load(cls, directory: str, *, mesh=None, dtype="float32"):
+        """Restores ``directory``'s newest intact checkpoint for sampling, computing in ``dtype``."""
+        return super().load(directory, mesh=mesh, dtype=dtype)
 
     @property
     def default_method(self) -> str:
@@ -35,12 +41,12 @@ class Generator(Trained):
         return self.sampling.steps
 
     def solve(self, key, num: int, labels=None, *, steps=None, sampler=None, w=None,
-              return_trajectory=False, track_speed=False, mesh=None) -> Generated:
+              return_trajectory=False, track_speed=False, mesh=None, timed=False) -> Generated:
         """One batch as a :class:`~kacjax.evaluation.sampling.Generated` (unclipped, with its network passes).
 
         Same arguments as :meth:`sample`; the prior draws depend only on ``key`` and ``num``,
-        so two models solved with the same key start from the same points. ``track_speed``
-        and ``mesh``: see :func:`~kacjax.evaluation.sampling.generate`.
+        so two models solved with the same key start from the same points. ``track_speed``,
+        ``mesh`` and ``timed``: see :func:`~kacjax.evaluation.sampling.generate`.
         """
         labels = self.labels_for(num, labels)
         if self.is_student and w not in (None, 0.0):
@@ -50,6 +56,7 @@ class Generator(Trained):
             key, self.params, labels, w, model=self.model, flow=self.flow, num=num, shape=self.shape,
             method=sampler or self.default_method, steps=steps or self.default_steps,
             null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
+            timed=timed,
         )
 
     def sample(
@@ -94,6 +101,6 @@ class Generator(Trained):
         return labels
 
 
-def load(workdir: str, stage: int = 0) -> Generator:
-    """Loads the EMA parameters of a stage (0: teacher, k: k-th student, -1: last)."""
-    return Generator.load(RunDir(workdir).resolve(stage))
+def load(workdir: str, stage: int = 0, *, dtype: str = "float32") -> Generator:
+    """Loads the EMA parameters of a stage (0: teacher, k: k-th student, -1: last), sampling in ``dtype``."""
+    return Generator.load(RunDir(workdir).resolve(stage), dtype=dtype)

@@ -13,7 +13,6 @@ kill; finished rows are kept and skipped. Writes ``fid_report.{json,md,csv,png}`
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -27,7 +26,8 @@ from kacjax.core.guidance import network_passes_per_velocity
 from kacjax.data import build_source
 from kacjax.evaluation import fid, images, inception
 from kacjax.evaluation.generator import Generator
-from kacjax.evaluation.sampling import generate
+from kacjax.evaluation.sampling import check_guidance_sweep, generate
+from kacjax.evaluation.tables import markdown_table, write_csv
 from kacjax.training import logs, parallel
 from kacjax.training.rundir import RunDir, has_checkpoint
 
@@ -42,11 +42,7 @@ def check_config(config) -> None:
                         ("kid_features", 2), ("save_every", 1)):
         if not (isinstance(ev[name], int) and ev[name] >= least):
             raise ValueError(f"bad config: evaluate.{name} must be an integer >= {least}, got {ev[name]!r}")
-    for method in ev.sweep_samplers:
-        samplers.check_method(method)
-    for w in ev.guidance_sweep:
-        if not isinstance(w, (int, float)):
-            raise ValueError(f"bad config: evaluate.guidance_sweep holds numbers, got {w!r}")
+    check_guidance_sweep(ev.guidance_sweep, ev.sweep_samplers)
     inception.locate_weights()  # missing FID weights: refused before any work, with the install command
 
 
@@ -196,7 +192,8 @@ def _row(gen: Generator, name: str, method: str, steps: int, w: float, config, l
         ok, _ = parallel.local_rows(finite)
         valid = index < ev.num_samples
         timed = b > 0  # the first batch compiles
-        return uint8, {"seconds": seconds * timed, "timed_images": ev.batch_size * timed * (jax.process_index() == 0),
+        counted = timed and jax.process_index() == 0  # wall time is the same on every process
+        return uint8, {"seconds": seconds * counted, "timed_images": ev.batch_size * counted,
                        "nonfinite": float(np.sum(~ok[valid] | ~np.isfinite(speed[valid]))),
                        "max_speed": np.nanmax(np.where(valid, speed, 0.0)) if valid.any() else 0.0}
 
@@ -255,24 +252,6 @@ def image_report(config, workdir: str, *, devices=None) -> dict:
         _figure(layout.report("fid_report.png"), main, sweep)
         logs.info(f"wrote {layout.report('fid_report.md')} and .json, .csv, .png")
     return report
-
-
-def _cell(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def markdown_table(rows, columns) -> str:
-    """A Markdown table of ``rows`` (dicts) with ``columns``."""
-    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(path, rows, columns) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _figure(path, main, sweep) -> None:

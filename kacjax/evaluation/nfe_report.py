@@ -18,6 +18,8 @@ import numpy as np
 
 from kacjax.evaluation.generator import Generator, load
 from kacjax.evaluation.metrics import build_digits_judge
+from kacjax.evaluation.sampling import check_guidance_sweep
+from kacjax.evaluation.tables import markdown_table, write_csv
 from kacjax.training import logs
 from kacjax.training.rundir import RunDir, has_checkpoint
 
@@ -33,6 +35,11 @@ def check_config(config) -> None:
         if not (isinstance(k, int) and k >= 1 and ev.teacher_steps % k == 0):
             raise ValueError(f"bad config: every evaluate.steps entry must divide evaluate.teacher_steps="
                              f"{ev.teacher_steps} (the stability check compares on the student grid), got {k!r}")
+    check_guidance_sweep(ev.guidance_sweep, ev.sweep_samplers)
+
+
+_COLUMNS = ("model", "sampler", "steps", "w", "network_passes", "fd_digits", "accuracy", "rms_to_teacher_endpoint",
+            "seconds_per_1000", "max_speed", "nonfinite")
 
 
 def _rms(a, b) -> float:
@@ -40,12 +47,14 @@ def _rms(a, b) -> float:
 
 
 def nfe_report(config, workdir: str) -> dict:
-    """Writes ``workdir/nfe_report.{json,md,png}`` and returns the report.
+    """Writes ``workdir/nfe_report.{json,md,csv,png}`` and returns the report.
 
-    The evaluation settings (sample count, step counts) come from ``config.evaluate``;
-    how each model is sampled comes from its saved provenance: the teacher's own
-    sampler, and the guidance weight and inner sampler the students were distilled with
-    (the teacher's configured ``w`` when there is no student).
+    The evaluation settings (sample count, step counts, the optional guidance sweep of
+    the teacher at its own steps) come from ``config.evaluate``; how each model is
+    sampled comes from its saved provenance: the teacher's own sampler, and the guidance
+    weight and inner sampler the students were distilled with (the teacher's configured
+    ``w`` when there is no student). Each row also records the generation's wall time
+    per 1,000 samples, the largest velocity component met and the non-finite samples.
     """
     check_config(config)
     ev = config.evaluate
@@ -61,60 +70,61 @@ def nfe_report(config, workdir: str) -> dict:
     key = jax.random.PRNGKey(config.seed + 11)
     method = teacher.default_method
     logs.info(f"evaluate: {num} samples per row; teacher reference {inner} {ev.teacher_steps} steps, w={w:g}")
-    fine = teacher.solve(key, num, labels, steps=ev.teacher_steps, sampler=inner, w=w, return_trajectory=True)
+    solve = lambda gen, **kw: gen.solve(key, num, labels, track_speed=True, timed=True, **kw)  # noqa: E731
+    fine = solve(teacher, steps=ev.teacher_steps, sampler=inner, w=w, return_trajectory=True)
     reference = np.clip(np.asarray(fine.x), -1, 1)
 
-    def row(name, sampler, steps, generated):
-        x = np.clip(np.asarray(generated.x), -1, 1)
-        r = {"model": name, "sampler": sampler, "steps": steps, "network_passes": generated.network_passes,
-             "fd_digits": judge.frechet(x), "accuracy": judge.accuracy(x, labels),
-             "rms_to_teacher_endpoint": _rms(x, reference)}
-        logs.info(f"evaluate: {name} {sampler} {steps} steps ({r['network_passes']} passes): "
+    def row(name, sampler, steps, weight, generated):
+        raw = np.asarray(generated.x)
+        x = np.clip(raw, -1, 1)
+        speed = np.asarray(generated.max_speed)
+        nonfinite = ~np.all(np.isfinite(raw.reshape(num, -1)), axis=1) | ~np.isfinite(speed)
+        r = {"model": name, "sampler": sampler, "steps": steps, "w": float(weight),
+             "network_passes": generated.network_passes, "fd_digits": judge.frechet(x),
+             "accuracy": judge.accuracy(x, labels), "rms_to_teacher_endpoint": _rms(x, reference),
+             "seconds_per_1000": generated.seconds / num * 1000, "max_speed": float(np.max(speed)),
+             "nonfinite": int(nonfinite.sum())}
+        logs.info(f"evaluate: {name} {sampler} {steps} steps w={weight:g} ({r['network_passes']} passes): "
                   f"FD-digits {r['fd_digits']:.3f}, accuracy {r['accuracy']:.3f}")
         return r
 
-    rows = [row("teacher", inner, ev.teacher_steps, fine)]
+    rows = [row("teacher", inner, ev.teacher_steps, w, fine)]
     stability = {}
     for k in ev.steps:
-        rows.append(row("teacher", method, k, teacher.solve(key, num, labels, steps=k, sampler=method, w=w)))
+        rows.append(row("teacher", method, k, w, solve(teacher, steps=k, sampler=method, w=w)))
         if k in students:
             gen = students[k]
-            path = gen.solve(key, num, labels, return_trajectory=True)
-            rows.append(row(f"student (stage {gen.provenance['stage']})", gen.default_method, k, path))
+            path = solve(gen, return_trajectory=True)
+            rows.append(row(f"student (stage {gen.provenance['stage']})", gen.default_method, k, gen.sampling.w, path))
             teacher_on_grid = np.asarray(fine.trajectory)[::ev.teacher_steps // k]
             stability[k] = {
                 "times": np.asarray(path.times).tolist(),
                 "rms_student_vs_teacher": [_rms(a, b) for a, b in zip(np.asarray(path.trajectory), teacher_on_grid)],
             }
-    report = {"num_samples": num, "w": float(w), "rows": rows, "stability": stability}
+    sweep = [row("teacher (sweep)", m, teacher.sampling.steps, ws,
+                 solve(teacher, steps=teacher.sampling.steps, sampler=m, w=float(ws)))
+             for m in ev.sweep_samplers for ws in ev.guidance_sweep]
+    report = {"num_samples": num, "w": float(w), "rows": rows, "sweep": sweep, "stability": stability}
     if jax.process_index() == 0:
         with open(layout.report("nfe_report.json"), "w") as f:
             json.dump(report, f, indent=2)
         with open(layout.report("nfe_report.md"), "w") as f:
-            f.write(_table(rows))
-        _figure(layout.report("nfe_report.png"), rows, stability)
-        logs.info(f"wrote {layout.report('nfe_report.md')} and .json, .png")
+            f.write(markdown_table(rows + sweep, _COLUMNS))
+        write_csv(layout.report("nfe_report.csv"), rows + sweep, _COLUMNS)
+        _figure(layout.report("nfe_report.png"), rows, stability, sweep)
+        logs.info(f"wrote {layout.report('nfe_report.md')} and .json, .csv, .png")
     return report
 
 
-def _table(rows) -> str:
-    lines = ["| model | sampler | steps | network passes | FD-digits | accuracy | RMS to teacher endpoint |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['sampler']} | {r['steps']} | {r['network_passes']} | "
-                     f"{r['fd_digits']:.3f} | {r['accuracy']:.3f} | {r['rms_to_teacher_endpoint']:.4f} |")
-    return "\n".join(lines) + "\n"
-
-
-def _figure(path, rows, stability) -> None:
+def _figure(path, rows, stability, sweep) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4 if sweep else 3, figsize=(17 if sweep else 13, 3.6))
     for name, style in (("teacher", "o-"), ("student", "s-")):
-        pts = sorted((r["steps"], r) for r in rows if r["model"].startswith(name))
+        pts = sorted(((r["steps"], r) for r in rows if r["model"].startswith(name)), key=lambda p: p[0])
         if name == "teacher":
             pts = pts[:-1] if len(pts) > 1 else pts  # the fine reference is drawn as a line
         xs = [p[0] for p in pts]
@@ -131,6 +141,12 @@ def _figure(path, rows, stability) -> None:
     axes[2].set(xlabel="t (sampling runs from T to 0)", title="RMS(student - teacher) along the path")
     axes[2].invert_xaxis()
     axes[2].legend(fontsize=7)
+    if sweep:
+        for method in sorted({r["sampler"] for r in sweep}):
+            pts = sorted((r["w"], r["fd_digits"]) for r in sweep if r["sampler"] == method)
+            axes[3].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
+        axes[3].set(xlabel="guidance weight w", title=f"FD-digits of the teacher, {sweep[0]['steps']} steps")
+        axes[3].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

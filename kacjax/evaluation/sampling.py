@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import NamedTuple, Optional
 
 import jax
 
 from kacjax.core import samplers
 from kacjax.core.guidance import network_passes_per_velocity, velocity_field
+
+
+def check_guidance_sweep(weights, methods) -> None:
+    """Raises ValueError unless ``weights`` are numbers and ``methods`` known samplers."""
+    for method in methods:
+        samplers.check_method(method)
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)):
+            raise ValueError(f"bad config: evaluate.guidance_sweep holds numbers, got {w!r}")
 
 
 class Generated(NamedTuple):
@@ -22,6 +32,7 @@ class Generated(NamedTuple):
       network_passes: network evaluations per sample: ``nfe``, twice that when guided.
       max_speed: with ``track_speed``, each sample's largest ``|u|`` (``(num,)``; NaN where
         a velocity was not finite); else None.
+      seconds: with ``timed``, the wall time of the generation itself (compiling excluded).
     """
 
     x: jax.Array
@@ -30,6 +41,7 @@ class Generated(NamedTuple):
     nfe: int
     network_passes: int
     max_speed: Optional[jax.Array] = None
+    seconds: Optional[float] = None
 
 
 @functools.partial(
@@ -61,6 +73,7 @@ def generate(
     return_trajectory: bool = False,
     track_speed: bool = False,
     mesh=None,
+    timed: bool = False,
 ) -> Generated:
     """Draws ``num`` samples of per-example ``shape`` (jitted once per static setting).
 
@@ -75,10 +88,18 @@ def generate(
       track_speed: also return each sample's largest velocity component.
       mesh: with a mesh (and ``labels`` sharded on it), each device draws and integrates
         its own rows; the draws are the same as without it.
+      timed: compile first, then time the generation alone (``seconds``).
     """
-    solution = _solve(key, params, labels, w, model=model, flow=flow, num=num, shape=shape, method=method,
-                      steps=steps, null_label=null_label, return_trajectory=return_trajectory,
-                      track_speed=track_speed, mesh=mesh)
+    static = dict(model=model, flow=flow, num=num, shape=shape, method=method, steps=steps, null_label=null_label,
+                  return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh)
+    seconds = None
+    if timed:
+        compiled = _solve.lower(key, params, labels, w, **static).compile()
+        start = time.perf_counter()
+        solution = jax.block_until_ready(compiled(key, params, labels))
+        seconds = time.perf_counter() - start
+    else:
+        solution = _solve(key, params, labels, w, **static)
     nfe = samplers.nfe(method, steps)
     return Generated(solution.x, solution.trajectory, solution.times, nfe,
-                     nfe * network_passes_per_velocity(w, null_label), solution.max_speed)
+                     nfe * network_passes_per_velocity(w, null_label), solution.max_speed, seconds)

@@ -8,6 +8,7 @@ int labels (or None), returning an array of x's shape.
 from __future__ import annotations
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 
 def build_model(model_cfg) -> nn.Module:
@@ -15,6 +16,11 @@ def build_model(model_cfg) -> nn.Module:
     # Lists (from JSON-saved configs) become tuples: modules must be hashable to be jit-static.
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(model_cfg).items()}
     name = kwargs.pop("name", None)
+    if isinstance(kwargs.get("dtype"), str):  # "bfloat16": compute dtype, parameters stay float32
+        try:
+            kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
+        except TypeError:
+            raise ValueError(f"bad model config: unknown dtype {kwargs['dtype']!r}") from None
     if name == "mlp":
         from kacjax.models.mlp import VelocityMLP as cls
     elif name == "unet":

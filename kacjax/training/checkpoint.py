@@ -16,6 +16,8 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from kacjax.training import logs
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing or does not fit the current configuration."""
@@ -65,6 +67,37 @@ class Checkpointer:
                 f"(was it written by another architecture or config?): {err}"
             ) from None
         return restored.state
+
+    def restore_newest_intact(self, abstract_state, *, delete_damaged: bool = False):
+        """``(step, state)`` of the newest step that restores, falling back past damaged ones, loudly.
+
+        A step that fails while an older one restores is damaged (a file cut short, a bad
+        disk): it is named in a warning and, with ``delete_damaged`` (training, which will
+        write those steps again), deleted. When no step restores, the newest step's error
+        is raised (a :class:`CheckpointError` when they do not fit the model).
+        """
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        if not steps:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        errors = []
+        for step in steps:
+            try:
+                state = self.restore(abstract_state, step)
+            except Exception as err:  # noqa: BLE001 - any failure of a step: try the next older one
+                errors.append((step, err))
+                continue
+            for bad, err in errors:
+                first_line = str(err).strip().splitlines()[0][:300]
+                logs.warn(f"checkpoint step {bad} in {self.directory} is damaged and was skipped ({first_line}); "
+                          f"{'deleting it and ' if delete_damaged else ''}using step {step}, the newest intact one")
+                if delete_damaged:
+                    self._manager.delete(bad)
+            return step, state
+        newest_error = errors[0][1]
+        if isinstance(newest_error, CheckpointError):
+            raise newest_error
+        raise CheckpointError(f"no step of {self.directory} can be read (steps {steps}); the newest failed with: "
+                              f"{str(newest_error).strip().splitlines()[0][:300]}") from None
 
     def wait(self) -> None:
         """Blocks until pending saves are on disk."""

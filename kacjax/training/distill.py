@@ -82,8 +82,8 @@ def check_distill_config(config, mesh=None) -> list:
 
 
 def stage_config(config, stage: Stage, teacher: Trained):
-    """The config a stage trains with: the teacher's ``model`` and ``flow``, and ``train`` updated by
-    ``distill.train`` and the stage's values.
+    """The config a stage trains with: the teacher's ``model`` and ``flow`` (with the config's compute
+    ``dtype``), and ``train`` updated by ``distill.train`` and the stage's values.
 
     Raises CheckpointError when ``config`` asks for another architecture than the teacher's.
     """
@@ -93,6 +93,9 @@ def stage_config(config, stage: Stage, teacher: Trained):
     with cfg.unlocked():
         for name in rundir.ARCHITECTURE_SECTIONS:
             cfg[name] = teacher.config[name]
+        for key in rundir.COMPUTE_KEYS:  # how to compute is the current config's choice
+            if key in config.model:
+                cfg.model[key] = config.model[key]
     return cfg
 
 

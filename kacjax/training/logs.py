@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import jax
@@ -17,6 +18,12 @@ def info(message: str) -> None:
     """Prints a progress line on process 0 (absl logging is left to libraries)."""
     if jax.process_index() == 0:
         print(f"[kacjax {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def warn(message: str) -> None:
+    """Prints a warning on process 0's stderr: something went wrong and was worked around."""
+    if jax.process_index() == 0:
+        print(f"[kacjax {time.strftime('%H:%M:%S')}] WARNING: {message}", file=sys.stderr, flush=True)
 
 
 def _tensorboard_writer(logdir: str):

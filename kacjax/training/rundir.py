@@ -35,6 +35,7 @@ SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
 _STAGE_RE = re.compile(r"^stage(\d+)_(\d+)steps$")
 ARCHITECTURE_SECTIONS = ("model", "flow")
+COMPUTE_KEYS = ("dtype",)  # model keys that set how the network computes, not what it is
 
 
 def latest_step(directory: str) -> Optional[int]:
@@ -105,12 +106,16 @@ def _section(section) -> dict:
 
 
 def canonical(section) -> str:
-    """A config section as sorted JSON, so saved (lists) and live (tuples) sections compare equal."""
-    return json.dumps(_section(section), sort_keys=True)
+    """A config section as sorted JSON without its compute keys (``dtype``), so saved (lists) and
+    live (tuples) sections of the same network compare equal."""
+    return json.dumps({k: v for k, v in _section(section).items() if k not in COMPUTE_KEYS}, sort_keys=True)
 
 
 def check_architecture(saved_config, config, where: str, remedy: str) -> None:
-    """Raises ``CheckpointError`` unless ``config`` has the ``model`` and ``flow`` of ``saved_config``."""
+    """Raises ``CheckpointError`` unless ``config`` has the ``model`` and ``flow`` of ``saved_config``.
+
+    The compute dtype may differ: a float32 teacher can be resumed or distilled in bfloat16.
+    """
     for name in ARCHITECTURE_SECTIONS:
         saved, asked = canonical(saved_config[name]), canonical(config[name])
         if saved != asked:

@@ -136,7 +136,9 @@ def _state(checkpointer: Optional[Checkpointer], config, model, tx, shape, condi
         return fresh()
     rundir.check_architecture(checkpointer.read_meta()["config"], config, checkpointer.directory,
                               "use another workdir or the original config")
-    return checkpointer.restore(abstract_state(model, tx, shape, conditional, mesh))
+    _, state = checkpointer.restore_newest_intact(abstract_state(model, tx, shape, conditional, mesh),
+                                                  delete_damaged=True)
+    return state
 
 
 def teacher_run(config, *, devices: Optional[Sequence] = None, checkpointer: Optional[Checkpointer] = None,

@@ -78,16 +78,23 @@ def apply_gradients(state: TrainState, loss, grads, tx, ema_decay: float):
     """
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state.ema_params, params)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+
+    def update(current):
+        params, ema_params, opt_state = current
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        ema_params = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema_params, params)
+        return params, ema_params, opt_state
+
+    # One branch for the whole update: cheaper to compile than a select per leaf of three trees.
+    params, ema_params, opt_state = jax.lax.cond(
+        finite, update, lambda current: current, (state.params, state.ema_params, state.opt_state))
     skipped = (~finite).astype(jnp.int32)
     new_state = state.replace(
         step=state.step + 1,
-        params=keep(params, state.params),
-        ema_params=keep(ema, state.ema_params),
-        opt_state=keep(opt_state, state.opt_state),
+        params=params,
+        ema_params=ema_params,
+        opt_state=opt_state,
         nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
         nonfinite_total=state.nonfinite_total + skipped,
     )

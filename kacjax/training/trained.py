@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+import jax.numpy as jnp
 from ml_collections import ConfigDict
 
 from kacjax.core.flow import KacFlow
@@ -31,18 +32,24 @@ class Trained:
     step: int
 
     @classmethod
-    def load(cls, directory: str, *, mesh=None):
-        """Restores the latest checkpoint of ``directory`` (onto ``mesh``, default all devices)."""
+    def load(cls, directory: str, *, mesh=None, dtype=None):
+        """Restores the newest intact checkpoint of ``directory`` (onto ``mesh``, default all devices).
+
+        ``dtype``: the network's compute dtype (e.g. ``"float32"``); None keeps the saved config's.
+        """
         checkpointer = Checkpointer(directory)
         meta = checkpointer.read_meta()
         config = ConfigDict(meta["config"])
         model = build_model(config.model)
+        if dtype is not None and hasattr(model, "dtype"):
+            model = model.clone(dtype=jnp.dtype(dtype))
         shape = tuple(meta["data"]["shape"])
         conditional = setup.null_label(config.model) is not None
         abstract = setup.abstract_state(model, train_state.make_optimizer(config.train), shape, conditional,
                                         mesh or parallel.make_mesh())
-        params = checkpointer.restore(abstract).ema_params
-        return cls(directory, meta, model, KacFlow.from_config(config.flow), params, checkpointer.latest_step())
+        step, state = checkpointer.restore_newest_intact(abstract)
+        return cls(directory, checkpointer.read_meta(step), model, KacFlow.from_config(config.flow),
+                   state.ema_params, step)
 
     @property
     def config(self) -> ConfigDict:
