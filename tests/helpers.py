@@ -46,6 +46,21 @@ def prepare_tiny_images(data_dir) -> str:
     return data_dir
 
 
+def user_env(**extra) -> dict:
+    """The environment of a user's shell: one CPU device and XLA's own thread pools, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC")}
+    return dict(env, **extra)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for a local JAX coordinator)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def tiny_config(data: str = "toy2d", **train):
     """A fast config: an MLP on toy2d (unconditional) or digits (conditional)."""
     c = load_config(os.path.join(ROOT, "experiments", "toy2d.py:quick"))

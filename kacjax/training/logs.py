@@ -55,6 +55,15 @@ class MetricWriter:
             os.makedirs(logdir, exist_ok=True)
             self._tensorboard = _tensorboard_writer(os.path.join(logdir, "tensorboard"))
 
+    def discard_after(self, step: int) -> None:
+        """Drops records past ``step``: a run resumed from a checkpoint at ``step`` logs them again."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        with open(self.path, "w") as f:
+            f.writelines(kept)
+
     def write(self, step: int, scalars: dict, *, console: str = "") -> None:
         """Records ``scalars`` (name -> number) at ``step``; ``console`` is an extra note."""
         if not self.enabled:

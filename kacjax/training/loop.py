@@ -81,6 +81,7 @@ def fit(
       meta: JSON saved beside every checkpoint.
     """
     step = int(state.step)
+    writer.discard_after(step)  # records past the checkpoint are logged again as those steps rerun
     pending, t_last, step_last = [], time.perf_counter(), step
     batches = batches_from(step)
     try:
