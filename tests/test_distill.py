@@ -10,7 +10,7 @@ import pytest
 import kacjax
 from helpers import collectives_in_loops, tiny_config
 from kacjax.evaluation.generator import Generator
-from kacjax.training import distill, parallel, rundir, setup, steps
+from kacjax.training import distill, parallel, setup, steps
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
 from kacjax.training.teacher import train_teacher
 from kacjax.training.trained import Trained

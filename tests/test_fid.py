@@ -230,7 +230,7 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
     from kacjax.training.teacher import train_teacher
 
     data_dir = prepare_tiny_images(tmp_path / "tfds")
-    overrides = [f"--config.data.tfds_name=kacjax_tiny_images", f"--config.data.data_dir={data_dir}",
+    overrides = ["--config.data.tfds_name=kacjax_tiny_images", f"--config.data.data_dir={data_dir}",
                  "--config.evaluate.guidance_sweep=(0.0,10.0)", "--config.evaluate.sweep_samplers=('euler',)"]
     config = load_config(os.path.join(ROOT, "experiments", "cifar10.py:quick"))
     config.data.update(tfds_name="kacjax_tiny_images", data_dir=str(data_dir))

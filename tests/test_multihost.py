@@ -28,9 +28,9 @@ def _steps(directory) -> list:
     return sorted(int(p) for p in os.listdir(directory) if p.isdigit()) if os.path.isdir(directory) else []
 
 
-def _launch(workdir, args, *, processes: int, devices: int, heartbeat: int = 100):
+def _launch(workdir, args, *, processes: int, devices: int, heartbeat: int = 100, env_extra=None):
     """Starts the kacjax CLI as ``processes`` processes of ``devices`` fake CPU devices each."""
-    env = user_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env = user_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **(env_extra or {}))
     cmd = [sys.executable, "-m", "kacjax", *args, "--workdir", str(workdir), "--compilation_cache="]
     if processes == 1:
         return [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
@@ -41,8 +41,8 @@ def _launch(workdir, args, *, processes: int, devices: int, heartbeat: int = 100
             for i in range(processes)]
 
 
-def _run(workdir, args, *, processes: int, devices: int) -> list:
-    procs = _launch(workdir, args, processes=processes, devices=devices)
+def _run(workdir, args, *, processes: int, devices: int, env_extra=None) -> list:
+    procs = _launch(workdir, args, processes=processes, devices=devices, env_extra=env_extra)
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-2500:] for o in outputs)
     return outputs
@@ -70,13 +70,12 @@ def test_two_processes_train_like_one_and_checkpoints_move_between_layouts(tmp_p
     _assert_same(_leaves(tmp_path / "multi"), _leaves(tmp_path / "single"))
     lines = (tmp_path / "multi" / "teacher" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2, 4]  # one writer
-    # resume each layout's step-4 checkpoint in the other layout, to step 8
+    # resume each layout's step-4 checkpoint in the other layout, to step 8: the same result either
+    # way (that a resume equals an uninterrupted run is tests/test_train.py's kill-and-resume test)
     _run(tmp_path / "multi", [*TOY, "--config.train.num_steps=8"], processes=1, devices=4)
     _run(tmp_path / "single", [*TOY, "--config.train.num_steps=8"], processes=2, devices=2)
-    _run(tmp_path / "straight", [*TOY, "--config.train.num_steps=8"], processes=1, devices=4)
-    straight = _leaves(tmp_path / "straight")
-    _assert_same(_leaves(tmp_path / "multi"), straight)
-    _assert_same(_leaves(tmp_path / "single"), straight)
+    assert kacjax.load(str(tmp_path / "multi")).step == kacjax.load(str(tmp_path / "single")).step == 8
+    _assert_same(_leaves(tmp_path / "multi"), _leaves(tmp_path / "single"))
 
 
 # The digits quick pipeline (teacher, 8 -> 4 -> 1 chain, samples, report) with a small MLP, fast to compile.
@@ -113,6 +112,31 @@ def test_two_processes_distill_and_evaluate_like_one(tmp_path):
         assert a["fd_digits"] == pytest.approx(b["fd_digits"], rel=1e-3)
         assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-9)
     assert sorted(os.listdir(tmp_path / "multi" / "samples")) == sorted(os.listdir(tmp_path / "single" / "samples"))
+
+
+def test_two_processes_evaluate_fid_like_one(tmp_path):
+    """FID evaluation and reference statistics of a tiny TFDS dataset on 2 x 2 and on 1 x 4: each
+    process generates and embeds its own rows and the float64 sums are added across processes."""
+    import shutil
+
+    from helpers import prepare_tiny_images
+
+    data_dir = prepare_tiny_images(tmp_path / "tfds")
+    args = ["--config", "experiments/cifar10.py:quick", f"--config.data.data_dir={data_dir}",
+            "--config.data.tfds_name=kacjax_tiny_images"]
+    _run(tmp_path / "single", [*args, "--mode=train"], processes=1, devices=4)
+    shutil.copytree(tmp_path / "single", tmp_path / "multi")
+    for name, processes, devices in (("single", 1, 4), ("multi", 2, 2)):  # each makes its own reference stats
+        _run(tmp_path / name, [*args, "--mode=evaluate"], processes=processes, devices=devices,
+             env_extra={"KACJAX_CACHE_DIR": str(tmp_path / f"cache_{name}")})
+    single = json.load(open(tmp_path / "single" / "fid_report.json"))["rows"]
+    multi = json.load(open(tmp_path / "multi" / "fid_report.json"))["rows"]
+    assert len(single) == len(multi) == 1 and multi[0]["num_samples"] == 16
+    assert multi[0]["fid"] == pytest.approx(single[0]["fid"], rel=1e-4)
+    assert multi[0]["kid"] == pytest.approx(single[0]["kid"], rel=1e-3, abs=1e-5)
+    stats = [np.load(tmp_path / f"cache_{name}" / "fid_stats" / os.listdir(tmp_path / f"cache_{name}" / "fid_stats")[0])
+             for name in ("single", "multi")]
+    np.testing.assert_allclose(stats[0]["mu"], stats[1]["mu"], rtol=1e-5, atol=1e-6)
 
 
 def test_a_killed_process_stops_the_others_and_the_rerun_resumes(tmp_path):

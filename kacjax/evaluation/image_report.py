@@ -75,12 +75,12 @@ def _stream(produce, num: int, batch_size: int, *, mesh, kid_features: int, part
     """
     suffix = f".p{jax.process_index()}of{jax.process_count()}" if jax.process_count() > 1 else ""
     partial = partial + suffix + ".npz"
-    moments, kid, extras, start = fid.Moments(), [], {}, 0
+    moments, kid, kid_index, extras, start = fid.Moments(), [], [], {}, 0
     if os.path.isfile(partial):
         with np.load(partial) as saved:
             start, moments.count = int(saved["batches"]), int(saved["count"])
             moments.total, moments.outer = saved["total"], saved["outer"]
-            kid = [saved["kid"]]
+            kid, kid_index = [saved["kid"]], [saved["kid_index"]]
             extras = {k[len("extra_"):]: saved[k] for k in saved.files if k.startswith("extra_")}
         logs.info(f"{label}: resuming at batch {start}")
     embed = fid.embedder(mesh)
@@ -91,24 +91,25 @@ def _stream(produce, num: int, batch_size: int, *, mesh, kid_features: int, part
         keep = index < num
         moments.add(rows[keep])
         kid.append(rows[keep & (index < kid_features)])
+        kid_index.append(index[keep & (index < kid_features)])
         for k, v in extra.items():
             v = np.asarray(v, np.float64)
             extras[k] = v if k not in extras else (np.maximum if k.startswith("max_") else np.add)(extras[k], v)
         done = b + 1
         if done % save_every == 0 or done == batches:
             _save_partial(partial, dict(batches=done, count=moments.count, total=moments.total, outer=moments.outer,
-                                        kid=np.concatenate(kid), **{f"extra_{k}": v for k, v in extras.items()}))
+                                        kid=np.concatenate(kid), kid_index=np.concatenate(kid_index),
+                                        **{f"extra_{k}": v for k, v in extras.items()}))
             logs.info(f"{label}: {min(done * batch_size, num)}/{num} images")
     sums = {k: v for k, v in extras.items() if not k.startswith("max_")}
     summed = parallel.process_sum({"count": np.asarray(moments.count, np.int64), "total": moments.total,
                                    "outer": moments.outer, **sums})
     moments.count, moments.total, moments.outer = int(summed["count"]), summed["total"], summed["outer"]
-    kid_all = np.concatenate(kid)
+    kid_all = parallel.gather_rows(np.concatenate(kid), np.concatenate(kid_index))  # global order, any layout
     maxes = {k: v for k, v in extras.items() if k.startswith("max_")}
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
-        kid_all = np.asarray(multihost_utils.process_allgather(kid_all, tiled=True))
         maxes = {k: np.max(np.asarray(multihost_utils.process_allgather(np.float32(v)))) for k, v in maxes.items()}
     os.remove(partial)  # the caller keeps the result; a kill before that only redoes this row
     return moments, kid_all, {**{k: summed[k] for k in sums}, **maxes}

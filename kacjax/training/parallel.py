@@ -98,3 +98,22 @@ def process_sum(arrays: dict) -> dict:
     gathered = multihost_utils.process_allgather(raw)  # (processes, words)
     return {k: np.ascontiguousarray(np.asarray(gathered[k])).view(v.dtype).reshape(-1, *v.shape).sum(axis=0)
             for k, v in arrays.items()}
+
+
+def gather_rows(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Every process's ``rows`` ``(n_p, ...)`` with their global row ``index`` ``(n_p,)``, on every
+    process: all rows once, in global order (counts may differ between processes)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        counts = np.asarray(multihost_utils.process_allgather(np.int32(len(rows)))).reshape(-1)
+        width = int(counts.max())
+
+        def pad(a):
+            return np.concatenate([a, np.zeros((width - len(a), *a.shape[1:]), a.dtype)])
+
+        every_rows = np.asarray(multihost_utils.process_allgather(pad(rows)))  # (processes, width, ...)
+        every_index = np.asarray(multihost_utils.process_allgather(pad(index.astype(np.int32))))
+        rows = np.concatenate([every_rows[p, :c] for p, c in enumerate(counts)])
+        index = np.concatenate([every_index[p, :c] for p, c in enumerate(counts)])
+    return rows[np.argsort(index, kind="stable")]
