@@ -41,7 +41,7 @@ def test_bad_override_gives_a_clear_error(tmp_path):
 def test_impossible_chain_is_refused_before_the_teacher_trains(tmp_path):
     """The whole pipeline is validated first: a 20 -> 3 stage fails in seconds, naming the stage."""
     start = time.time()
-    run = _kacjax("--config", "experiments/digits.py:chain", "--workdir", str(tmp_path),
+    run = _kacjax("--config", "experiments/digits.py", "--workdir", str(tmp_path),
                   "--config.distill.student_steps=(20,3,1)", timeout=300)
     elapsed = time.time() - start
     assert run.returncode == 2, run.stderr[-2000:]
@@ -92,7 +92,8 @@ def test_missing_dataset_fails_fast(tmp_path):
 
 @pytest.mark.slow
 def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
-    """kill -9 during distillation, rerun: the chain completes, samples and report are written."""
+    """kill -9 during distillation, rerun: the chain completes, samples and the report page are written;
+    a third run reuses everything."""
     cmd = [sys.executable, "-m", "kacjax", "--config", "experiments/digits.py:quick", "--workdir", str(tmp_path)]
     env = user_env()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -111,4 +112,19 @@ def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
     report = json.load(open(tmp_path / "nfe_report.json"))
     assert {r["model"].split()[0] for r in report["rows"]} == {"teacher", "student"}
     pngs = sorted(p.name for p in (tmp_path / "samples").iterdir() if p.suffix == ".png")
-    assert pngs == ["stage2_1steps_euler1_wbaked.png"]
+    grids = ["report_stage1_euler4.png", "report_stage2_euler1.png", "report_teacher_ab21.png",
+             "report_teacher_ab24.png", "report_teacher_ab28.png"]
+    assert pngs == grids + ["teacher_ab28_w1.png"]  # the guided teacher grid, and one grid per report row
+    page = (tmp_path / "report.md").read_text()
+    for linked in ["nfe_report.png", "stability.png", "velocity.png", *(f"samples/{g}" for g in grids)]:
+        assert f"]({linked})" in page and (tmp_path / linked).is_file(), linked
+    assert "| student (stage 2) | euler | 1 |" in page
+    velocity = report["velocity"]
+    assert max(velocity["noise"]["kac_max"]) <= velocity["noise"]["c"] + 1e-5  # |v| <= c, exact draws
+    assert velocity["noise"]["brownian_rms"][0] > velocity["noise"]["c"]  # the Brownian limit is unbounded
+    start = time.time()
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "up to date with the checkpoints; reusing it" in again.stdout
+    assert json.load(open(tmp_path / "nfe_report.json")) == report
+    print(f"third run, everything reused: {time.time() - start:.1f} s")

@@ -51,7 +51,10 @@ def base_config() -> ConfigDict:
     # student step. w is the guidance weight baked into the students (stage 1 teacher is
     # guided with it). x_source: 'forward' (x_t from the forward process) or 'rollout'
     # (teacher trajectories from the prior). loss_space: 'state' or 'velocity'.
-    # train: overrides of the `train` section for every stage.
+    # w_range: () for students with w baked in, or (lo, hi): guidance-conditioned students that
+    # take w as an input (drawn per example from U[lo, hi] in training; w is then their default).
+    # name: '' keeps the chain in distill/, another name in distill_<name>/ (several chains,
+    # one teacher). train: overrides of the `train` section for every stage.
     c.distill = ConfigDict(
         dict(
             teacher_steps=100,
@@ -60,6 +63,8 @@ def base_config() -> ConfigDict:
             learning_rates=(1e-4, 1e-4, 1e-4, 1e-4),
             inner_method="ab2",
             w=0.0,
+            w_range=(),
+            name="",
             x_source="forward",
             loss_space="state",
             train=dict(batch_size=128, ema_decay=0.999, warmup_steps=0, log_every=100, checkpoint_every=500),

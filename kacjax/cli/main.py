@@ -2,7 +2,8 @@
 
 Modes: ``train`` (the teacher), ``distill`` (the student chain), ``sample`` (PNG grid
 and .npz from a checkpoint), ``evaluate`` (the experiment's metrics and figures; FID and
-KID on image datasets), ``fid_stats`` (the FID reference statistics of the dataset), and
+KID on image datasets), ``fid_stats`` (the FID reference statistics of the dataset),
+``compare_guidance`` (a guidance-conditioned student against fixed-``w`` ones, digits), and
 ``all`` (the config's ``pipeline``, in order). Override any config value with
 ``--config.section.key=value``; pick a config variant with ``CONFIG.py:quick``.
 Every mode resumes from what ``workdir`` already holds.
@@ -21,8 +22,9 @@ from kacjax.training import logs, parallel
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
-flags.DEFINE_enum("mode", "all", ["all", "train", "distill", "sample", "evaluate", "fid_stats"],
-                  "What to run (fid_stats: the FID reference statistics of the config's dataset).")
+flags.DEFINE_enum("mode", "all", ["all", "train", "distill", "sample", "evaluate", "fid_stats", "compare_guidance"],
+                  "What to run (fid_stats: the FID reference statistics of the config's dataset; compare_guidance: "
+                  "a guidance-conditioned chain against fixed-w chains, on digits).")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (TPU pods, SLURM, or the flags below).")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for --distributed without autodetection.")
 flags.DEFINE_integer("num_processes", None, "Number of processes, for --distributed without autodetection.")
@@ -61,16 +63,13 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the console
     _init_jax()
-    from kacjax.cli.modes import MODES, validate
+    from kacjax.cli.modes import run_pipeline
     from kacjax.training.loop import NonFiniteError, TrainingInterrupted
 
     config, workdir = FLAGS.config, FLAGS.workdir
     modes = tuple(config.pipeline) if FLAGS.mode == "all" else (FLAGS.mode,)
     try:
-        validate(config, modes)
-        for mode in modes:
-            logs.info(f"{mode} -> {workdir}")
-            MODES[mode].run(config, workdir)
+        run_pipeline(config, workdir, modes)
     except TrainingInterrupted as stop:
         logging.warning("%s", stop)
         sys.exit(128 + stop.signum)

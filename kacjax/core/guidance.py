@@ -3,7 +3,9 @@
 Convention: ``u_w = (1 + w) u(x, t, y) - w u(x, t, null)``; ``w = 0`` is plain
 conditional sampling. The other common reading, ``u_null + s (u_y - u_null)``,
 is the same with ``s = 1 + w``. Both velocities are bounded, so
-``|u_w| <= (1 + 2|w|) * bound``. The null label is ``num_classes``.
+``|u_w| <= (1 + 2|w|) * bound``. The null label is ``num_classes``. A
+guidance-conditioned student (a model with ``w_embedding``) takes ``w`` as an input
+instead and gives ``u_w`` in one conditional pass.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def guided(apply_velocity, x, t, labels, w, null_label: int):
     Args:
       apply_velocity: ``(x, t, labels) -> u`` for a batch.
       x: states ``(B, ...)``; t: times ``(B,)``; labels: ``(B,)`` int.
-      w: guidance weight (scalar). A Python ``0`` skips the unconditional branch.
+      w: guidance weight: a scalar, or ``(B,)`` one per example. A Python ``0`` skips the
+        unconditional branch.
       null_label: label index of the unconditional model.
 
     Returns:
@@ -37,35 +40,47 @@ def guided(apply_velocity, x, t, labels, w, null_label: int):
     pair = lambda a, b: jnp.stack([a, b], axis=1).reshape(2 * a.shape[0], *a.shape[1:])  # noqa: E731
     both = apply_velocity(pair(x, x), pair(t, t), pair(labels, jnp.full_like(labels, null_label)))
     both = both.reshape(x.shape[0], 2, *x.shape[1:])
+    w = jnp.reshape(jnp.asarray(w, both.dtype), jnp.shape(w) + (1,) * (x.ndim - jnp.ndim(w)))  # (B,) -> (B, 1, ...)
     return (1.0 + w) * both[:, 0] - w * both[:, 1]
 
 
-def network_passes_per_velocity(w, null_label) -> int:
-    """Network rows evaluated per example for one guided velocity: 2 when guided, else 1.
+def takes_w(model) -> bool:
+    """Whether ``model`` is guidance-conditioned: it takes ``w`` as an input (``w_embedding``)."""
+    return bool(getattr(model, "w_embedding", False))
 
-    Guidance with ``w != 0`` on a conditional model (``null_label`` not None) evaluates
-    the conditional and the unconditional branch; ``w = 0`` or an unconditional model
-    evaluates one.
-    """
-    return 2 if null_label is not None and w != 0 else 1
+
+def two_branches(model, w, null_label) -> bool:
+    """Whether the guided velocity evaluates both branches: ``w`` is not the Python number 0,
+    the model is class-conditional (``null_label`` not None) and does not take ``w`` itself."""
+    return null_label is not None and not takes_w(model) and not (isinstance(w, (int, float)) and w == 0)
+
+
+def network_passes_per_velocity(model, w, null_label) -> int:
+    """Network rows evaluated per example for one guided velocity: 2 with two branches
+    (:func:`two_branches`), else 1."""
+    return 2 if two_branches(model, w, null_label) else 1
 
 
 def velocity_field(model, params, labels, *, w, null_label):
-    """``u(x, t)`` for the samplers: the network at time ``t`` (scalar or ``(B,)``), guided when ``w != 0``.
+    """``u(x, t)`` for the samplers: the network at time ``t`` (scalar or ``(B,)``), guided with ``w``.
 
     Args:
-      model: a velocity network (``model.apply({'params': p}, x, t, y, train=False)``).
+      model: a velocity network (``model.apply({'params': p}, x, t, y, w, train=False)``).
       params: its parameters.
       labels: ``(B,)`` int, or None for an unconditional model.
-      w: guidance weight (Python float: ``0`` makes one network call per velocity).
+      w: guidance weight, a scalar or ``(B,)``. A model that takes ``w`` (:func:`takes_w`)
+        gets it as an input, one pass; otherwise classifier-free guidance evaluates both
+        branches, unless ``w`` is the Python number 0.
       null_label: the unconditional label index, or None for an unconditional model.
     """
 
-    def apply(x, t_batch, y):
-        return model.apply({"params": params}, x, t_batch, y, train=False)
+    def apply(x, t_batch, y, w_in=None):
+        return model.apply({"params": params}, x, t_batch, y, w_in, train=False)
 
     def u(x, t):
         t_batch = jnp.broadcast_to(jnp.asarray(t, x.dtype), (x.shape[0],))
+        if takes_w(model):
+            return apply(x, t_batch, labels, jnp.broadcast_to(jnp.asarray(w, x.dtype), (x.shape[0],)))
         if null_label is None:
             return apply(x, t_batch, None)
         return guided(apply, x, t_batch, labels, w, null_label)

@@ -49,12 +49,9 @@ class Generator(Trained):
         ``mesh`` and ``timed``: see :func:`~kacjax.evaluation.sampling.generate`.
         """
         labels = self.labels_for(num, labels)
-        if self.is_student and w not in (None, 0.0):
-            raise ValueError("a distilled student has its guidance weight baked in; do not pass w")
-        w = 0.0 if self.is_student else float(self.sampling.w if w is None else w)
         return generate(
-            key, self.params, labels, w, model=self.model, flow=self.flow, num=num, shape=self.shape,
-            method=sampler or self.default_method, steps=steps or self.default_steps,
+            key, self.params, labels, self.guidance_weight(w), model=self.model, flow=self.flow, num=num,
+            shape=self.shape, method=sampler or self.default_method, steps=steps or self.default_steps,
             null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
             timed=timed,
         )
@@ -75,7 +72,8 @@ class Generator(Trained):
 
         labels: ``(num,)`` ints, one int for all, or None (cycle through the classes).
         steps, sampler: default to what the model was trained for (see ``default_*``).
-        w: guidance weight (teacher only; students have theirs baked in).
+        w: guidance weight: any for the teacher, one in ``sampling.w_range`` for a
+          guidance-conditioned student; a fixed-``w`` student has it baked in (pass None).
         """
         labels = self.labels_for(num, labels)
         keys = jax.random.split(key, -(-num // batch_size))
@@ -86,6 +84,25 @@ class Generator(Trained):
             out.append(np.asarray(self.solve(keys[i], hi - lo, batch_labels, steps=steps, sampler=sampler, w=w).x))
         x = np.concatenate(out)
         return np.clip(x, -1.0, 1.0) if len(self.shape) == 3 else x
+
+    def guidance_weight(self, w: Optional[float]) -> float:
+        """The ``w`` to sample with: ``w``, or the default (:attr:`sampling`), checked.
+
+        A fixed-``w`` student has its guidance baked in: it refuses a ``w`` (other than 0) and
+        samples with one conditional pass. A guidance-conditioned student takes any ``w`` in
+        its ``w_range``.
+        """
+        s = self.sampling
+        if s.w_baked:
+            if w not in (None, 0.0):
+                raise ValueError(f"this distilled student has its guidance weight (w={s.w:g}) baked in; do not pass "
+                                 "w (distill with distill.w_range for a student that takes w)")
+            return 0.0
+        w = float(s.w if w is None else w)
+        if s.w_range is not None and not s.w_range[0] <= w <= s.w_range[1]:
+            raise ValueError(f"this guidance-conditioned student serves w in [{s.w_range[0]:g}, {s.w_range[1]:g}], "
+                             f"got w={w:g}")
+        return w
 
     def labels_for(self, num: int, labels):
         """``(num,)`` int32 labels from None (cycle the classes), an int or an array; None if unconditional."""
@@ -101,6 +118,7 @@ class Generator(Trained):
         return labels
 
 
-def load(workdir: str, stage: int = 0, *, dtype: str = "float32") -> Generator:
-    """Loads the EMA parameters of a stage (0: teacher, k: k-th student, -1: last), sampling in ``dtype``."""
-    return Generator.load(RunDir(workdir).resolve(stage), dtype=dtype)
+def load(workdir: str, stage: int = 0, *, chain: str = "", dtype: str = "float32") -> Generator:
+    """Loads the EMA parameters of a stage of ``chain`` (0: teacher, k: k-th student, -1: last),
+    sampling in ``dtype``; ``chain`` is the ``distill.name`` it was distilled under."""
+    return Generator.load(RunDir(workdir).resolve(stage, chain), dtype=dtype)

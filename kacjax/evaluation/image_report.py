@@ -168,8 +168,9 @@ def write_reference_statistics(config, workdir: str, *, devices=None) -> str:
 
 def _row(gen: Generator, name: str, method: str, steps: int, w: float, config, layout: RunDir, reference, mesh):
     ev = config.evaluate
-    w = 0.0 if gen.is_student else float(w)
-    row_id = f"{os.path.basename(gen.directory)}_{method}{steps}_w{'baked' if gen.is_student else f'{w:g}'}" \
+    baked = gen.sampling.w_baked
+    w = gen.guidance_weight(None if baked else w)
+    row_id = f"{os.path.basename(gen.directory)}_{method}{steps}_w{'baked' if baked else f'{w:g}'}" \
              f"_n{ev.num_samples}_seed{config.seed}"
     done_path = layout.evaluation(row_id + ".json")
     if os.path.isfile(done_path):
@@ -212,8 +213,8 @@ def _row(gen: Generator, name: str, method: str, steps: int, w: float, config, l
                                                  subset_size=ev.kid_subset_size, seed=config.seed)
     nfe = samplers.nfe(method, steps)
     row = {"model": name, "run": os.path.basename(gen.directory), "sampler": method, "steps": steps,
-           "w": gen.sampling.w if gen.is_student else w,
-           "w_baked": gen.is_student, "nfe": nfe, "network_passes": nfe * network_passes_per_velocity(w, gen.null_label),
+           "w": gen.sampling.w if baked else w, "w_baked": baked, "nfe": nfe,
+           "network_passes": nfe * network_passes_per_velocity(gen.model, w, gen.null_label),
            "num_samples": moments.count, "fid": fid.frechet_distance(mu, sigma, ref_mu, ref_sigma),
            "kid": kid, "kid_std": kid_std,
            "seconds_per_1000": float(extra["seconds"] / extra["timed_images"] * 1000),
@@ -237,7 +238,7 @@ def image_report(config, workdir: str, *, devices=None) -> dict:
     teacher = Generator.load(layout.resolve(0), mesh=mesh)
     plan = [(teacher, "teacher", *teacher.sampling[:3])]
     plan += [(gen, f"student (stage {gen.provenance['stage']})", *gen.sampling[:3])
-             for gen in (Generator.load(p, mesh=mesh) for p in layout.stages() if has_checkpoint(p))]
+             for gen in (Generator.load(p, mesh=mesh) for p in layout.stages(config.distill.name) if has_checkpoint(p))]
     main = [_row(*entry, config, layout, reference, mesh) for entry in plan]
     sweep = [_row(teacher, "teacher (sweep)", method, teacher.sampling.steps, w, config, layout, reference, mesh)
              for method in ev.sweep_samplers for w in ev.guidance_sweep]
@@ -264,9 +265,10 @@ def _figure(path, main, sweep) -> None:
     panels = 2 if sweep else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
     ax = axes[0, 0]
-    students = sorted((r for r in main if r["w_baked"]), key=lambda r: r["nfe"])
+    is_student = lambda r: r["model"].startswith("student")  # noqa: E731
+    students = sorted((r for r in main if is_student(r)), key=lambda r: r["nfe"])
     ax.plot([r["nfe"] for r in students], [r["fid"] for r in students], "s-", label="DistillKac students")
-    for r in (r for r in main if not r["w_baked"]):
+    for r in (r for r in main if not is_student(r)):
         ax.plot([r["nfe"]], [r["fid"]], "o", label=f"teacher ({r['sampler']}, w={r['w']:g})")
     ax.set(xscale="log", xlabel="NFE (sampling steps)", ylabel="FID", title="FID against NFE")
     nfes = sorted({r["nfe"] for r in main})

@@ -6,22 +6,26 @@ distilled to k Euler steps, both from the same prior draws and labels, are score
 by the digits judge (FD-digits, an FID analogue, and class accuracy) and by their
 RMS distance to the teacher's ``teacher_steps``-step endpoint. It also measures the
 stability claim (Theorem 8): the RMS distance between each student's trajectory and
-the fine teacher trajectory at every point of the student's grid, not only at the end.
+the fine teacher trajectory at every point of the student's grid, not only at the end,
+and the speeds near the data end against the Brownian limit
+(:mod:`kacjax.evaluation.velocity_profile`). ``report.md`` shows it all on one page.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import jax
 import numpy as np
 
+from kacjax.evaluation import digits_figures, images, report_page, velocity_profile
 from kacjax.evaluation.generator import Generator, load
 from kacjax.evaluation.metrics import build_digits_judge
 from kacjax.evaluation.sampling import check_guidance_sweep
 from kacjax.evaluation.tables import markdown_table, write_csv
 from kacjax.training import logs
-from kacjax.training.rundir import RunDir, has_checkpoint
+from kacjax.training.rundir import SAMPLES_DIR, RunDir, has_checkpoint
 
 
 def check_config(config) -> None:
@@ -38,6 +42,8 @@ def check_config(config) -> None:
     check_guidance_sweep(ev.guidance_sweep, ev.sweep_samplers)
 
 
+OUTPUTS = ("nfe_report.md", "nfe_report.csv", "nfe_report.png", "stability.png", "velocity.png", "report.md")
+_GRID = 100  # samples in each row's grid (10 per class) and in the velocity profile
 _COLUMNS = ("model", "sampler", "steps", "w", "network_passes", "fd_digits", "accuracy", "rms_to_teacher_endpoint",
             "seconds_per_1000", "max_speed", "nonfinite")
 
@@ -46,22 +52,48 @@ def _rms(a, b) -> float:
     return float(np.sqrt(np.mean(np.square(np.asarray(a) - np.asarray(b)))))
 
 
+def _fingerprint(config, layout: RunDir, checkpoints) -> dict:
+    """What a report depends on: its checkpoints (directory, step) and the evaluation settings."""
+    return {"checkpoints": [[os.path.relpath(g.directory, layout.root), g.step] for g in checkpoints],
+            "evaluate": config.evaluate.to_dict(), "seed": config.seed}
+
+
+def _cached(layout: RunDir, fingerprint: dict):
+    """The saved report when it was made from the same checkpoints and settings, else None."""
+    try:
+        with open(layout.report("nfe_report.json")) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    outputs = [layout.report(n) for n in (*OUTPUTS, *report.get("grids", {}).values())]
+    fresh = json.loads(json.dumps(fingerprint))  # tuples as lists, like the saved JSON
+    return report if report.get("fingerprint") == fresh and all(os.path.exists(p) for p in outputs) else None
+
+
 def nfe_report(config, workdir: str) -> dict:
-    """Writes ``workdir/nfe_report.{json,md,csv,png}`` and returns the report.
+    """Writes ``workdir/nfe_report.{json,md,csv,png}``, ``stability.png``, ``velocity.png``, a sample
+    grid per row under ``samples/`` and the page ``report.md``; returns the report.
 
     The evaluation settings (sample count, step counts, the optional guidance sweep of
     the teacher at its own steps) come from ``config.evaluate``; how each model is
     sampled comes from its saved provenance: the teacher's own sampler, and the guidance
-    weight and inner sampler the students were distilled with (the teacher's configured
-    ``w`` when there is no student). Each row also records the generation's wall time
-    per 1,000 samples, the largest velocity component met and the non-finite samples.
+    weight and inner sampler the students of the chain ``config.distill.name`` were
+    distilled with (the teacher's configured ``w`` when there is no student). Each row
+    also records the generation's wall time per 1,000 samples, the largest velocity
+    component met and the non-finite samples. A report made from the same checkpoints
+    and settings is reused.
     """
     check_config(config)
     ev = config.evaluate
     layout = RunDir(workdir)
-    judge = build_digits_judge()
     teacher = load(workdir, stage=0)
-    students = {gen.default_steps: gen for gen in (Generator.load(p) for p in layout.stages() if has_checkpoint(p))}
+    chain = [Generator.load(p) for p in layout.stages(config.distill.name) if has_checkpoint(p)]
+    fingerprint = _fingerprint(config, layout, [teacher, *chain])
+    cached = _cached(layout, fingerprint)
+    if cached is not None:
+        logs.info(f"evaluate: {layout.report('report.md')} is up to date with the checkpoints; reusing it")
+        return cached
+    students = {gen.default_steps: gen for gen in chain}
     first = min(students.values(), key=lambda g: g.provenance["stage"], default=None)
     w = first.sampling.w if first else teacher.sampling.w
     inner = first.provenance["inner_method"] if first else teacher.sampling.method
@@ -69,10 +101,15 @@ def nfe_report(config, workdir: str) -> dict:
     labels = np.arange(num, dtype=np.int32) % teacher.num_classes
     key = jax.random.PRNGKey(config.seed + 11)
     method = teacher.default_method
-    logs.info(f"evaluate: {num} samples per row; teacher reference {inner} {ev.teacher_steps} steps, w={w:g}")
-    solve = lambda gen, **kw: gen.solve(key, num, labels, track_speed=True, timed=True, **kw)  # noqa: E731
-    fine = solve(teacher, steps=ev.teacher_steps, sampler=inner, w=w, return_trajectory=True)
-    reference = np.clip(np.asarray(fine.x), -1, 1)
+    judge = build_digits_judge()
+    total = 1 + len(ev.steps) + sum(k in students for k in ev.steps) + len(ev.sweep_samplers) * len(ev.guidance_sweep)
+    logs.info(f"evaluate: {total} rows of {num} samples; teacher reference {inner} {ev.teacher_steps} steps, w={w:g}")
+    done = []
+
+    def solve(gen, **kw):
+        logs.info(f"evaluate: row {len(done) + 1}/{total}: {os.path.basename(gen.directory)} "
+                  f"{kw.get('sampler') or gen.default_method} {kw.get('steps') or gen.default_steps} steps")
+        return gen.solve(key, num, labels, track_speed=True, timed=True, **kw)
 
     def row(name, sampler, steps, weight, generated):
         raw = np.asarray(generated.x)
@@ -86,8 +123,11 @@ def nfe_report(config, workdir: str) -> dict:
              "nonfinite": int(nonfinite.sum())}
         logs.info(f"evaluate: {name} {sampler} {steps} steps w={weight:g} ({r['network_passes']} passes): "
                   f"FD-digits {r['fd_digits']:.3f}, accuracy {r['accuracy']:.3f}")
+        done.append(x[:_GRID])
         return r
 
+    fine = solve(teacher, steps=ev.teacher_steps, sampler=inner, w=w, return_trajectory=True)
+    reference = np.clip(np.asarray(fine.x), -1, 1)
     rows = [row("teacher", inner, ev.teacher_steps, w, fine)]
     stability = {}
     for k in ev.steps:
@@ -101,52 +141,40 @@ def nfe_report(config, workdir: str) -> dict:
                 "times": np.asarray(path.times).tolist(),
                 "rms_student_vs_teacher": [_rms(a, b) for a, b in zip(np.asarray(path.trajectory), teacher_on_grid)],
             }
+    grids = {}
+    if jax.process_index() == 0:
+        os.makedirs(os.path.dirname(layout.report(os.path.join(SAMPLES_DIR, "x"))), exist_ok=True)
+        for r, x in zip(rows, done):
+            name = os.path.join(SAMPLES_DIR, f"report_{_slug(r)}.png")
+            images.save_png(layout.report(name), x, cols=teacher.num_classes, scale=4)
+            grids[f"{r['model']}, {r['sampler']} {r['steps']} steps"] = name
     sweep = [row("teacher (sweep)", m, teacher.sampling.steps, ws,
                  solve(teacher, steps=teacher.sampling.steps, sampler=m, w=float(ws)))
              for m in ev.sweep_samplers for ws in ev.guidance_sweep]
-    report = {"num_samples": num, "w": float(w), "rows": rows, "sweep": sweep, "stability": stability}
+    logs.info("evaluate: velocity near the data end (exact Kac draws; the teacher along its path)")
+    flow = teacher.flow
+    clocks = np.geomspace(1e-3, float(flow.g(flow.T)), 40)
+    noise_key = jax.random.PRNGKey(config.seed + 12)
+    velocity = {"noise": velocity_profile.noise_speeds(noise_key, clocks, a=flow.a, c=flow.c),
+                "teacher": velocity_profile.teacher_speeds(teacher, np.asarray(fine.trajectory)[:, :_GRID],
+                                                           fine.times, labels[:_GRID], w)}
+    report = {"num_samples": num, "w": float(w), "rows": rows, "sweep": sweep, "stability": stability,
+              "velocity": velocity, "grids": grids, "fingerprint": fingerprint}
     if jax.process_index() == 0:
         with open(layout.report("nfe_report.json"), "w") as f:
             json.dump(report, f, indent=2)
+        table = markdown_table(rows + sweep, _COLUMNS)
         with open(layout.report("nfe_report.md"), "w") as f:
-            f.write(markdown_table(rows + sweep, _COLUMNS))
+            f.write(table)
         write_csv(layout.report("nfe_report.csv"), rows + sweep, _COLUMNS)
-        _figure(layout.report("nfe_report.png"), rows, stability, sweep)
-        logs.info(f"wrote {layout.report('nfe_report.md')} and .json, .csv, .png")
+        digits_figures.quality(layout.report("nfe_report.png"), rows, sweep)
+        digits_figures.stability(layout.report("stability.png"), stability)
+        digits_figures.velocity(layout.report("velocity.png"), velocity)
+        report_page.write(layout.report("report.md"), config, report, table)
+        logs.info(f"wrote {layout.report('report.md')}: the page with every table and figure of this report")
     return report
 
 
-def _figure(path, rows, stability, sweep) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4 if sweep else 3, figsize=(17 if sweep else 13, 3.6))
-    for name, style in (("teacher", "o-"), ("student", "s-")):
-        pts = sorted(((r["steps"], r) for r in rows if r["model"].startswith(name)), key=lambda p: p[0])
-        if name == "teacher":
-            pts = pts[:-1] if len(pts) > 1 else pts  # the fine reference is drawn as a line
-        xs = [p[0] for p in pts]
-        axes[0].plot(xs, [p[1]["fd_digits"] for p in pts], style, label=name)
-        axes[1].plot(xs, [p[1]["accuracy"] for p in pts], style, label=name)
-    ref = rows[0]
-    axes[0].axhline(ref["fd_digits"], color="k", ls="--", lw=0.8, label=f"teacher, {ref['steps']} steps")
-    axes[1].axhline(ref["accuracy"], color="k", ls="--", lw=0.8, label=f"teacher, {ref['steps']} steps")
-    for ax, title in ((axes[0], "FD-digits (lower is better)"), (axes[1], "class accuracy")):
-        ax.set(xscale="log", xlabel="sampling steps", title=title)
-        ax.legend(fontsize=7)
-    for k, s in sorted(stability.items()):
-        axes[2].plot(s["times"], s["rms_student_vs_teacher"], "o-", label=f"{k}-step student")
-    axes[2].set(xlabel="t (sampling runs from T to 0)", title="RMS(student - teacher) along the path")
-    axes[2].invert_xaxis()
-    axes[2].legend(fontsize=7)
-    if sweep:
-        for method in sorted({r["sampler"] for r in sweep}):
-            pts = sorted((r["w"], r["fd_digits"]) for r in sweep if r["sampler"] == method)
-            axes[3].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
-        axes[3].set(xlabel="guidance weight w", title=f"FD-digits of the teacher, {sweep[0]['steps']} steps")
-        axes[3].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _slug(r: dict) -> str:
+    model = "teacher" if r["model"] == "teacher" else f"stage{r['model'].split()[-1].rstrip(')')}"
+    return f"{model}_{r['sampler']}{r['steps']}"

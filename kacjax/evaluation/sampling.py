@@ -7,9 +7,10 @@ import time
 from typing import NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 
 from kacjax.core import samplers
-from kacjax.core.guidance import network_passes_per_velocity, velocity_field
+from kacjax.core.guidance import network_passes_per_velocity, takes_w, two_branches, velocity_field
 
 
 def check_guidance_sweep(weights, methods) -> None:
@@ -46,13 +47,13 @@ class Generated(NamedTuple):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("w", "model", "flow", "num", "shape", "method", "steps", "null_label", "return_trajectory",
+    static_argnames=("guided", "model", "flow", "num", "shape", "method", "steps", "null_label", "return_trajectory",
                      "track_speed", "mesh"),
 )
-def _solve(key, params, labels, w, *, model, flow, num, shape, method, steps, null_label, return_trajectory,
-           track_speed, mesh):
+def _solve(key, params, labels, w, *, guided, model, flow, num, shape, method, steps, null_label,
+           return_trajectory, track_speed, mesh):
     x_T = flow.prior_sample(key, (num, *shape), mesh=mesh)
-    u = velocity_field(model, params, labels, w=w, null_label=null_label)
+    u = velocity_field(model, params, labels, w=w if guided or takes_w(model) else 0, null_label=null_label)
     return samplers.integrate(u, x_T, method=method, steps=steps, t_start=flow.T, t_end=0.0,
                               return_trajectory=return_trajectory, track_speed=track_speed)
 
@@ -81,25 +82,27 @@ def generate(
       key: PRNG key for the prior.
       params: network parameters (usually the EMA).
       labels: ``(num,)`` int labels, or None for an unconditional model.
-      w: guidance weight (``u_w = (1 + w) u_y - w u_null``), a Python float (static: each
-        weight compiles once; ``w = 0`` makes one network call per step). Ignored when
-        unconditional.
+      w: guidance weight (``u_w = (1 + w) u_y - w u_null``), a Python float. A traced
+        value: every weight runs the same compiled sampler, except that ``w = 0`` makes one
+        network call per step. A guidance-conditioned model takes it as an input (one
+        call). Ignored when unconditional.
       method, steps: the sampler (:data:`kacjax.core.samplers.METHODS`) and its steps.
       track_speed: also return each sample's largest velocity component.
       mesh: with a mesh (and ``labels`` sharded on it), each device draws and integrates
         its own rows; the draws are the same as without it.
       timed: compile first, then time the generation alone (``seconds``).
     """
-    static = dict(model=model, flow=flow, num=num, shape=shape, method=method, steps=steps, null_label=null_label,
-                  return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh)
+    static = dict(guided=two_branches(model, w, null_label), model=model, flow=flow, num=num, shape=shape,
+                  method=method, steps=steps, null_label=null_label, return_trajectory=return_trajectory,
+                  track_speed=track_speed, mesh=mesh)
+    passes, w = network_passes_per_velocity(model, w, null_label), jnp.float32(w)
     seconds = None
     if timed:
         compiled = _solve.lower(key, params, labels, w, **static).compile()
         start = time.perf_counter()
-        solution = jax.block_until_ready(compiled(key, params, labels))
+        solution = jax.block_until_ready(compiled(key, params, labels, w))
         seconds = time.perf_counter() - start
     else:
         solution = _solve(key, params, labels, w, **static)
     nfe = samplers.nfe(method, steps)
-    return Generated(solution.x, solution.trajectory, solution.times, nfe,
-                     nfe * network_passes_per_velocity(w, null_label), solution.max_speed, seconds)
+    return Generated(solution.x, solution.trajectory, solution.times, nfe, nfe * passes, solution.max_speed, seconds)

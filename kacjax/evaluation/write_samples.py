@@ -36,24 +36,23 @@ def write_samples(config, workdir: str) -> str:
     Writes ``workdir/samples/<stage>_<method><steps>_w<w>.png`` (images only) and
     ``.npz`` (``x`` in ``[-1, 1]``, ``labels``). ``config.sample.labels = -1`` cycles
     through the classes; another value gives every sample that label. A student is
-    sampled on its own grid with its baked-in guidance.
+    sampled on its own grid, with its baked-in guidance or, guidance-conditioned, with
+    ``sample.w``.
     """
     check_sample_config(config)
     s = config.sample
     layout = RunDir(workdir)
-    gen = load(workdir, stage=s.stage)
+    gen = load(workdir, stage=s.stage, chain=config.distill.name)
     labels = None if (gen.num_classes is None or s.labels == -1) else s.labels
     method, steps = (gen.default_method, gen.default_steps) if gen.is_student else (s.method, s.steps)
+    baked = gen.sampling.w_baked
     logs.info(f"sampling {s.num} from {gen.directory} with {method}, {steps} steps")
     x = gen.sample(
-        jax.random.PRNGKey(config.seed + 1), s.num, labels,
-        steps=None if gen.is_student else s.steps,
-        sampler=None if gen.is_student else s.method,
-        w=None if gen.is_student else s.w,
+        jax.random.PRNGKey(config.seed + 1), s.num, labels, steps=steps, sampler=method, w=None if baked else s.w,
         batch_size=s.batch_size, progress=jax.process_index() == 0,
     )
     used = gen.labels_for(s.num, labels)
-    prefix = layout.samples(gen.directory, method, steps, "baked" if gen.is_student else f"{s.w:g}")
+    prefix = layout.samples(gen.directory, method, steps, "baked" if baked else f"{s.w:g}")
     if jax.process_index() == 0:
         os.makedirs(os.path.dirname(prefix), exist_ok=True)
         np.savez(prefix + ".npz", x=x, labels=np.asarray([] if used is None else used))

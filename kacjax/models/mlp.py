@@ -6,7 +6,7 @@ from typing import Optional
 
 import flax.linen as nn
 
-from kacjax.models.embeddings import timestep_embedding
+from kacjax.models.embeddings import GuidanceEmbedding, check_conditioning, timestep_embedding
 
 
 class VelocityMLP(nn.Module):
@@ -18,21 +18,24 @@ class VelocityMLP(nn.Module):
       time_scale: t is multiplied by this before the sinusoidal embedding.
       num_classes: None (unconditional) or the number of classes; index
         ``num_classes`` is the null label used for guidance.
+      w_embedding: also take a guidance weight ``w`` ``(B,)`` (a guidance-conditioned student).
     """
 
     hidden: int = 256
     depth: int = 4
     time_scale: float = 1.0
     num_classes: Optional[int] = None
+    w_embedding: bool = False
 
     @nn.compact
-    def __call__(self, x, t, y=None, *, train: bool = False):
+    def __call__(self, x, t, y=None, w=None, *, train: bool = False):
         del train  # no dropout
+        check_conditioning("MLP", self.num_classes, y, self.w_embedding, w)
         emb = nn.Dense(self.hidden)(timestep_embedding(t * self.time_scale, self.hidden))
         if self.num_classes is not None:
-            if y is None:
-                raise ValueError("this model is class-conditional: pass labels y")
             emb = emb + nn.Embed(self.num_classes + 1, self.hidden)(y)
+        if self.w_embedding:
+            emb = emb + GuidanceEmbedding(self.hidden, name="w_embed")(w)
         flat = x.reshape(x.shape[0], -1)
         h = nn.Dense(self.hidden)(flat)
         for _ in range(self.depth):

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from kacjax.models.embeddings import timestep_embedding
+from kacjax.models.embeddings import GuidanceEmbedding, check_conditioning, timestep_embedding
 
 _zeros = nn.initializers.zeros
 # Kernels start from PyTorch's default U(+-1/sqrt(fan_in)), as in the PyTorch ADM code.
@@ -144,6 +144,8 @@ class UNet(nn.Module):
       time_scale: ``t`` is multiplied by this before the sinusoidal embedding.
       num_classes: ``None`` for an unconditional model; otherwise labels ``0..num_classes-1``
         plus the NULL label ``num_classes`` used for classifier-free guidance.
+      w_embedding: take a guidance weight ``w`` as an input (a guidance-conditioned
+        student): its embedding is added to the time embedding.
       out_channels: output channels (default: the input's).
       dtype: computation dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
     """
@@ -159,6 +161,7 @@ class UNet(nn.Module):
     resblock_updown: bool = False
     time_scale: float = 1.0
     num_classes: Optional[int] = None
+    w_embedding: bool = False
     out_channels: Optional[int] = None
     dtype: Any = jnp.float32
 
@@ -177,7 +180,7 @@ class UNet(nn.Module):
             )
         return self.num_heads
 
-    def _check(self, height: int, width: int, y: Optional[jax.Array]) -> list[int]:
+    def _check(self, height: int, width: int) -> list[int]:
         """Validates the config against the input; returns the resolution of each level."""
         num_levels = len(self.ch_mult)
         if height != width:
@@ -198,33 +201,29 @@ class UNet(nn.Module):
             if res in self.attn_resolutions:
                 self._heads(self.ch * self.ch_mult[level])
         self._heads(self.ch * self.ch_mult[-1])
-        if self.num_classes is None and y is not None:
-            raise ValueError("y was given but the UNet is unconditional (num_classes=None)")
-        if self.num_classes is not None and y is None:
-            raise ValueError(
-                f"the UNet is class-conditional (num_classes={self.num_classes}): pass labels "
-                f"y in [0, {self.num_classes}], with {self.num_classes} as the NULL label"
-            )
         return resolutions
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, t: jax.Array, y: Optional[jax.Array] = None, *, train: bool
+        self, x: jax.Array, t: jax.Array, y: Optional[jax.Array] = None, w: Optional[jax.Array] = None, *,
+        train: bool,
     ) -> jax.Array:
-        """Velocity ``u(x, t, y)``.
+        """Velocity ``u(x, t, y)``, or ``u(x, t, y, w)`` with ``w_embedding``.
 
         Args:
           x: ``(B, H, W, C)`` images, ``H == W`` divisible by ``2**(len(ch_mult) - 1)``.
           t: ``(B,)`` times in ``[0, T]``.
           y: ``(B,)`` int labels in ``[0, num_classes]`` (``num_classes`` = NULL); required
             iff ``num_classes`` is set.
+          w: ``(B,)`` guidance weights; required iff ``w_embedding``.
           train: enables dropout (needs the ``'dropout'`` rng).
 
         Returns:
           ``(B, H, W, out_channels or C)`` float32.
         """
         _, height, width, in_channels = x.shape
-        resolutions = self._check(height, width, y)
+        check_conditioning("UNet", self.num_classes, y, self.w_embedding, w)
+        resolutions = self._check(height, width)
         last = len(self.ch_mult) - 1
         block = functools.partial(
             ResBlock,
@@ -245,6 +244,8 @@ class UNet(nn.Module):
         if self.num_classes is not None:
             label_embed = nn.Embed(self.num_classes + 1, emb_dim, dtype=self.dtype, name="label_embed")
             emb = emb + label_embed(y)
+        if self.w_embedding:
+            emb = emb + GuidanceEmbedding(emb_dim, dtype=self.dtype, name="w_embed")(w)
 
         h = conv3x3(self.ch, name="conv_in")(x.astype(self.dtype))
         skips = [h]

@@ -5,15 +5,20 @@ frozen teacher (the teacher model for stage 1, the previous student after that) 
 ``N_k = M_{k-1} / M_k`` steps of ``config.distill.inner_method``
 (:func:`kacjax.training.steps.make_distill_step`). The stage-1 teacher is guided with
 weight ``distill.w``; students bake that guidance in and are sampled with one conditional
-pass per step. Students inherit their architecture: ``model``, ``flow`` and the data shape
-come from the teacher's saved metadata, and a config asking for another is refused. Each
-stage writes its own checkpoints with its config and provenance (:mod:`kacjax.training.rundir`);
-a finished stage is skipped, an unfinished one resumes.
+pass per step. With ``distill.w_range = (lo, hi)`` the students are guidance-conditioned
+instead: ``w`` is an input (``model.w_embedding``), drawn per example from ``U[lo, hi]``
+in training, and any ``w`` in the range is served with one conditional pass per step.
+``distill.name`` keeps several chains of one teacher apart. Students inherit their
+architecture: ``model``, ``flow`` and the data shape come from the teacher's saved
+metadata, and a config asking for another is refused. Each stage writes its own
+checkpoints with its config and provenance (:mod:`kacjax.training.rundir`); a finished
+stage is skipped, an unfinished one resumes.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Optional, Sequence
 
 from kacjax.core import samplers
@@ -53,6 +58,13 @@ def plan(config) -> list:
         raise ValueError(f"bad distill config: x_source {d.x_source!r} not in {X_SOURCES}")
     if d.loss_space not in LOSS_SPACES:
         raise ValueError(f"bad distill config: loss_space {d.loss_space!r} not in {LOSS_SPACES}")
+    w_range = tuple(d.w_range)
+    if w_range and not (len(w_range) == 2 and all(isinstance(v, (int, float)) for v in w_range)
+                        and w_range[0] < w_range[1] and w_range[0] <= d.w <= w_range[1]):
+        raise ValueError(f"bad distill config: w_range must be () or (lo, hi) with lo < hi holding the default "
+                         f"w={d.w}, got {w_range}")
+    if not (isinstance(d.name, str) and re.fullmatch(r"[\w.-]*", d.name)):
+        raise ValueError(f"bad distill config: name must be '' or letters, digits, '.', '-' and '_', got {d.name!r}")
     stages = []
     for k in range(n):
         if d.train_steps[k] < 0 or not d.learning_rates[k] > 0:
@@ -88,7 +100,8 @@ def stage_config(config, stage: Stage, teacher: Trained):
     Raises CheckpointError when ``config`` asks for another architecture than the teacher's.
     """
     rundir.check_architecture(teacher.config, config, teacher.directory,
-                              "a student inherits its teacher's architecture: drop the override at distill time")
+                              "a student inherits its teacher's architecture: drop the override at distill time",
+                              ignore=(rundir.W_EMBEDDING_KEY,))
     cfg = _with_stage_train(config, stage)
     with cfg.unlocked():
         for name in rundir.ARCHITECTURE_SECTIONS:
@@ -96,7 +109,23 @@ def stage_config(config, stage: Stage, teacher: Trained):
         for key in rundir.COMPUTE_KEYS:  # how to compute is the current config's choice
             if key in config.model:
                 cfg.model[key] = config.model[key]
+        if config.distill.w_range:  # guidance-conditioned students take w as an input
+            cfg.model[rundir.W_EMBEDDING_KEY] = True
     return cfg
+
+
+def _check_provenance(stage_dir: str, config) -> None:
+    """A finished or started stage must have been distilled with the config's guidance (``w``,
+    ``w_range``); raises CheckpointError otherwise, before any work on that chain."""
+    if not rundir.has_checkpoint(stage_dir):
+        return
+    saved = Checkpointer(stage_dir).read_meta()["student"]
+    d = config.distill
+    asked = {"w": float(d.w), "w_range": [float(v) for v in d.w_range] or None}
+    found = {"w": saved["w"], "w_range": saved.get("w_range")}
+    if found != asked:
+        raise CheckpointError(f"{stage_dir} was distilled with {found}, but the config asks for {asked}: "
+                              "use another workdir or another distill.name for this chain")
 
 
 def _finished_teacher(layout: rundir.RunDir, config) -> int:
@@ -117,18 +146,20 @@ def run_chain(config, workdir: str, *, devices: Optional[Sequence] = None) -> li
     stages = check_distill_config(config)
     layout = rundir.RunDir(workdir)
     _finished_teacher(layout, config)
+    d = config.distill
+    out_dirs = [layout.stage(stage.index, stage.student_steps, d.name) for stage in stages]
+    for out_dir in out_dirs:
+        _check_provenance(out_dir, config)
     teacher_dir, done = layout.teacher, []
-    for stage in stages:
-        out_dir = layout.stage(stage.index, stage.student_steps)
+    for stage, out_dir in zip(stages, out_dirs):
         latest = rundir.latest_step(out_dir)
         if latest is None or latest < stage.num_steps:
             teacher = Trained.load(teacher_dir)
             cfg = stage_config(config, stage, teacher)
             checkpointer = Checkpointer(out_dir, keep=cfg.train.keep_checkpoints)
             run = setup.stage_run(cfg, stage, teacher, devices=devices, checkpointer=checkpointer)
-            d = config.distill
-            meta = rundir.student_meta(cfg, stage, teacher, w=d.w, inner_method=d.inner_method,
-                                       x_source=d.x_source, loss_space=d.loss_space)
+            meta = rundir.student_meta(cfg, stage, teacher, w=d.w, w_range=tuple(d.w_range),
+                                       inner_method=d.inner_method, x_source=d.x_source, loss_space=d.loss_space)
             fit_run(run, cfg.train, num_steps=stage.num_steps, checkpointer=checkpointer, meta=meta,
                     prefix=f"stage{stage.index}")
             checkpointer.close()

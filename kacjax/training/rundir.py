@@ -4,6 +4,7 @@ Layout of a workdir (docs/rundir.md)::
 
     teacher/                        the teacher: Orbax steps, metrics.jsonl, tensorboard/
     distill/stage<k>_<M>steps/      the student of stage k (M Euler steps), the same contents
+    distill_<name>/stage<k>_<M>steps/   the stages of the chain named ``name`` (``distill.name``)
     samples/<run>_<method><steps>_w<w>.{png,npz}   the ``sample`` mode's output
     <report>.{json,md,png}          the ``evaluate`` mode's reports
 
@@ -16,7 +17,9 @@ Every checkpoint step holds the item ``meta`` (JSON), built here and nowhere els
 - ``student`` (students only): the stage (``stage``, ``teacher_steps``, ``student_steps``,
   ``inner_steps``, ``num_steps``, ``learning_rate``), ``steps`` (its Euler steps), the
   teacher it learned from (``teacher_dir``, ``teacher_step``, ``teacher_role``) and how
-  (``w``, the guidance weight baked in; ``inner_method``, ``x_source``, ``loss_space``).
+  (``w``, the guidance weight baked in; ``w_range``, null or ``[lo, hi]`` for a
+  guidance-conditioned student, which takes any ``w`` in that range and defaults to ``w``;
+  ``inner_method``, ``x_source``, ``loss_space``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
 _STAGE_RE = re.compile(r"^stage(\d+)_(\d+)steps$")
 ARCHITECTURE_SECTIONS = ("model", "flow")
+W_EMBEDDING_KEY = "w_embedding"  # set on students by the chain (distill.w_range), not by the user
 COMPUTE_KEYS = ("dtype",)  # model keys that set how the network computes, not what it is
 
 
@@ -58,25 +62,29 @@ class RunDir:
     def teacher(self) -> str:
         return os.path.join(self.root, TEACHER_DIR)
 
-    def stage(self, index: int, student_steps: int) -> str:
-        """Checkpoints of stage ``index`` (1-based), whose student takes ``student_steps`` steps."""
-        return os.path.join(self.root, DISTILL_DIR, f"stage{index}_{student_steps}steps")
+    def chain(self, name: str = "") -> str:
+        """The directory of the distillation chain ``name`` (``""``: the default chain)."""
+        return os.path.join(self.root, f"{DISTILL_DIR}_{name}" if name else DISTILL_DIR)
 
-    def stages(self) -> list:
-        """Existing stage directories, ordered by stage number."""
-        root = os.path.join(self.root, DISTILL_DIR)
+    def stage(self, index: int, student_steps: int, chain: str = "") -> str:
+        """Checkpoints of stage ``index`` (1-based) of ``chain``, whose student takes ``student_steps`` steps."""
+        return os.path.join(self.chain(chain), f"stage{index}_{student_steps}steps")
+
+    def stages(self, chain: str = "") -> list:
+        """Existing stage directories of ``chain``, ordered by stage number."""
+        root = self.chain(chain)
         if not os.path.isdir(root):
             return []
         found = [(int(m.group(1)), name) for name in os.listdir(root) if (m := _STAGE_RE.match(name))]
         return [os.path.join(root, name) for _, name in sorted(found)]
 
-    def checkpoint_dirs(self) -> list:
-        """Index 0 the teacher, then each existing distillation stage."""
-        return [self.teacher] + self.stages()
+    def checkpoint_dirs(self, chain: str = "") -> list:
+        """Index 0 the teacher, then each existing stage of ``chain``."""
+        return [self.teacher] + self.stages(chain)
 
-    def resolve(self, stage: int) -> str:
-        """The directory of ``stage`` (0: teacher, k: k-th student, -1: the last with a checkpoint)."""
-        dirs = self.checkpoint_dirs()
+    def resolve(self, stage: int, chain: str = "") -> str:
+        """The directory of ``stage`` of ``chain`` (0: teacher, k: k-th student, -1: the last with a checkpoint)."""
+        dirs = self.checkpoint_dirs(chain)
         existing = [d for d in dirs if has_checkpoint(d)]
         if not existing:
             raise CheckpointError(f"no checkpoint in {self.root}: train a teacher there first (kacjax --mode=train)")
@@ -105,19 +113,21 @@ def _section(section) -> dict:
     return section.to_dict() if hasattr(section, "to_dict") else dict(section)
 
 
-def canonical(section) -> str:
-    """A config section as sorted JSON without its compute keys (``dtype``), so saved (lists) and
-    live (tuples) sections of the same network compare equal."""
-    return json.dumps({k: v for k, v in _section(section).items() if k not in COMPUTE_KEYS}, sort_keys=True)
+def canonical(section, ignore=()) -> str:
+    """A config section as sorted JSON without its compute keys (``dtype``) and ``ignore``, so saved
+    (lists) and live (tuples) sections of the same network compare equal."""
+    dropped = (*COMPUTE_KEYS, *ignore)
+    return json.dumps({k: v for k, v in _section(section).items() if k not in dropped}, sort_keys=True)
 
 
-def check_architecture(saved_config, config, where: str, remedy: str) -> None:
+def check_architecture(saved_config, config, where: str, remedy: str, ignore=()) -> None:
     """Raises ``CheckpointError`` unless ``config`` has the ``model`` and ``flow`` of ``saved_config``.
 
     The compute dtype may differ: a float32 teacher can be resumed or distilled in bfloat16.
+    ``ignore``: further model keys not compared.
     """
     for name in ARCHITECTURE_SECTIONS:
-        saved, asked = canonical(saved_config[name]), canonical(config[name])
+        saved, asked = canonical(saved_config[name], ignore), canonical(config[name], ignore)
         if saved != asked:
             raise CheckpointError(f"{where} holds a checkpoint for {name}={saved}, but the config asks for "
                                   f"{name}={asked}; {remedy}")
@@ -129,7 +139,7 @@ def teacher_meta(config, shape, num_classes) -> dict:
             "data": {"shape": list(shape), "num_classes": num_classes}}
 
 
-def student_meta(stage_config, stage, teacher, *, w: float, inner_method: str, x_source: str,
+def student_meta(stage_config, stage, teacher, *, w: float, w_range, inner_method: str, x_source: str,
                  loss_space: str) -> dict:
     """The JSON beside a student's checkpoints.
 
@@ -145,7 +155,8 @@ def student_meta(stage_config, stage, teacher, *, w: float, inner_method: str, x
                         inner_steps=stage.inner_steps, num_steps=stage.num_steps,
                         learning_rate=stage.learning_rate, steps=stage.student_steps,
                         teacher_dir=os.path.abspath(teacher.directory), teacher_step=teacher.step,
-                        teacher_role=teacher.meta["role"], w=float(w), inner_method=inner_method,
+                        teacher_role=teacher.meta["role"], w=float(w),
+                        w_range=[float(v) for v in w_range] if w_range else None, inner_method=inner_method,
                         x_source=x_source, loss_space=loss_space),
     }
 
@@ -153,20 +164,25 @@ def student_meta(stage_config, stage, teacher, *, w: float, inner_method: str, x
 class Sampling(NamedTuple):
     """How a checkpoint is meant to be sampled: ``method``, ``steps``, guidance weight ``w``.
 
-    ``w_baked`` is True for students, whose guidance is in their weights (sample them
-    with one conditional pass per step; ``w`` is the weight their first teacher used).
+    ``w_baked`` is True for fixed-``w`` students, whose guidance is in their weights (sample
+    them with one conditional pass per step; ``w`` is the weight their first teacher used).
+    ``w_range`` is ``(lo, hi)`` for a guidance-conditioned student, which takes any ``w``
+    in that range as an input (one pass per step; ``w`` is its default); else None.
     """
 
     method: str
     steps: int
     w: float
     w_baked: bool
+    w_range: Optional[tuple] = None
 
 
 def sampling_of(meta: dict) -> Sampling:
-    """The teacher's configured sampler, steps and ``w``; a student's Euler grid and baked-in ``w``."""
+    """The teacher's configured sampler, steps and ``w``; a student's Euler grid, ``w`` and ``w_range``."""
     student: Optional[dict] = meta.get("student")
     if student is not None:
-        return Sampling("euler", int(student["steps"]), float(student["w"]), True)
+        w_range = student.get("w_range")
+        return Sampling("euler", int(student["steps"]), float(student["w"]), w_range is None,
+                        tuple(w_range) if w_range else None)
     sample = meta["config"]["sample"]
     return Sampling(sample["method"], int(sample["steps"]), float(sample["w"]), False)

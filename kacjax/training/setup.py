@@ -10,12 +10,15 @@ teacher run reads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Optional, Sequence
 
+import flax
 import jax
 import jax.numpy as jnp
 
 from kacjax.core.flow import KacFlow
+from kacjax.core.guidance import takes_w
 from kacjax.data import Input, build_input, check_data_config
 from kacjax.models import build_model
 from kacjax.training import parallel, rundir, steps, train_state
@@ -65,11 +68,20 @@ def null_label(model_cfg):
     return model_cfg.get("num_classes")
 
 
-def _example_inputs(shape, conditional: bool):
+def _example_inputs(model, shape, conditional: bool):
     x = jnp.zeros((1, *shape), jnp.float32)
     t = jnp.zeros((1,), jnp.float32)
     y = jnp.zeros((1,), jnp.int32) if conditional else None
-    return x, t, y
+    w = t if takes_w(model) else None
+    return x, t, y, w
+
+
+def init_params(model, rng, shape, conditional: bool):
+    """Freshly initialised parameters of ``model`` for per-example ``shape``."""
+    # An RBG key: XLA:CPU compiles the per-parameter streams ~3x faster than threefry.
+    rng = jax.random.wrap_key_data(jnp.concatenate([rng, rng]), impl="rbg")
+    return model.init({"params": rng, "dropout": rng}, *_example_inputs(model, shape, conditional),
+                      train=False)["params"]
 
 
 def make_init(model, tx, shape, conditional: bool):
@@ -77,13 +89,26 @@ def make_init(model, tx, shape, conditional: bool):
 
     def init(rng):
         k_params, k_state = jax.random.split(rng)
-        # An RBG key: XLA:CPU compiles the per-parameter streams ~3x faster than threefry.
-        k_params = jax.random.wrap_key_data(jnp.concatenate([k_params, k_params]), impl="rbg")
-        x, t, y = _example_inputs(shape, conditional)
-        params = model.init({"params": k_params, "dropout": k_params}, x, t, y, train=False)["params"]
-        return train_state.create(params, tx, k_state)
+        return train_state.create(init_params(model, k_params, shape, conditional), tx, k_state)
 
     return init
+
+
+def student_params(model, teacher_params, rng, shape, conditional: bool):
+    """A fresh student's parameters: a copy of its teacher's, plus freshly initialised ones where
+    the student has more (the guidance embedding of a conditioned student, whose last layer
+    starts at zero, so the student starts as its teacher)."""
+    teacher_flat = flax.traverse_util.flatten_dict(teacher_params)
+    init = functools.partial(init_params, model, shape=shape, conditional=conditional)
+    flat = flax.traverse_util.flatten_dict(jax.eval_shape(init, rng))
+    for path, leaf in teacher_flat.items():
+        if path not in flat or leaf.shape != flat[path].shape:
+            raise ValueError(f"the student network does not have the teacher's parameter {'/'.join(path)} "
+                             f"of shape {leaf.shape}")
+    if flat.keys() != teacher_flat.keys():
+        flat = flax.traverse_util.flatten_dict(jax.jit(init)(rng))
+    flat.update({path: jnp.copy(leaf) for path, leaf in teacher_flat.items()})  # own copies: donated every step
+    return flax.traverse_util.unflatten_dict(flat)
 
 
 def abstract_state(model, tx, shape, conditional: bool, mesh):
@@ -190,15 +215,18 @@ def stage_run(config, stage: steps.Stage, teacher, *, devices: Optional[Sequence
     repl = parallel.replicated(mesh)
     teacher_params = jax.device_put(teacher.params, repl)
     conditional = teacher.null_label is not None
+    model = build_model(config.model)  # the teacher's network, with a guidance embedding when w-conditioned
 
-    def fresh():  # own copies: the student's buffers are donated every step
-        student = jax.tree.map(jnp.copy, teacher_params)
-        return jax.device_put(train_state.create(student, tx, jax.random.PRNGKey(config.seed + stage.index)), repl)
+    def fresh():
+        rng = jax.random.PRNGKey(config.seed + stage.index)
+        student = student_params(model, teacher_params, jax.random.fold_in(rng, 1), teacher.shape, conditional)
+        return jax.device_put(train_state.create(student, tx, rng), repl)
 
-    state = _state(checkpointer, config, teacher.model, tx, teacher.shape, conditional, mesh, fresh)
+    state = _state(checkpointer, config, model, tx, teacher.shape, conditional, mesh, fresh)
     d = config.distill
     step = jit_step(steps.make_distill_step(
-        teacher.model, teacher.flow, tx, stage=stage, teacher_w=0.0 if teacher.is_student else float(d.w),
+        model, teacher.flow, tx, stage=stage, teacher_model=teacher.model,
+        teacher_w=0.0 if teacher.is_student else float(d.w), w_range=tuple(d.w_range) or None,
         inner_method=d.inner_method, x_source=d.x_source, loss_space=d.loss_space,
         ema_decay=config.train.ema_decay, null_label=teacher.null_label, mesh=mesh), mesh)
-    return Run(mesh, data, teacher.model, teacher.flow, tx, state, step, (teacher_params,))
+    return Run(mesh, data, model, teacher.flow, tx, state, step, (teacher_params,))

@@ -79,29 +79,35 @@ def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
     return samplers.integrate(u, x_t, method=method, steps=steps, t_start=t, t_end=t - delta).x
 
 
-def make_distill_step(model, flow, tx, *, stage: Stage, teacher_w: float, inner_method: str, x_source: str,
-                      loss_space: str, ema_decay: float, null_label, mesh=None):
+def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w: float, w_range, inner_method: str,
+                      x_source: str, loss_space: str, ema_decay: float, null_label, mesh=None):
     """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
 
     One step: draw a grid index ``j ~ U{0..M-1}``, ``t = T - j Delta``; ``x_t`` from the
     forward process (``x_source='forward'``) or from a teacher rollout from the prior
-    (``'rollout'``); the teacher, guided with ``teacher_w`` (0 for a student teacher,
-    whose guidance is baked in), integrates ``[t, t - Delta]`` without gradient to
-    ``x_hat``; the student predicts ``x_S = x_t - Delta u_S(x_t, t, y)``. Loss:
-    ``mean |x_S - x_hat|^2`` (``loss_space='state'``) or ``mean |u_S - (x_t - x_hat) / Delta|^2``
-    (``'velocity'``). The teacher's parameters are an argument: never closed over,
-    donated or saved. With the training ``mesh``, each device draws the noise of its rows.
+    (``'rollout'``); the frozen ``teacher_model``, guided with ``teacher_w`` (0 for a
+    fixed-``w`` student teacher, whose guidance is baked in), integrates ``[t, t - Delta]``
+    without gradient to ``x_hat``; the student ``model`` predicts ``x_S = x_t - Delta u_S(x_t, t, y)``.
+    Loss: ``mean |x_S - x_hat|^2`` (``loss_space='state'``) or ``mean |u_S - (x_t - x_hat) / Delta|^2``
+    (``'velocity'``). With ``w_range = (lo, hi)`` the student is guidance-conditioned: each
+    example draws ``w ~ U[lo, hi]``, which guides the teacher (or is its input, when the
+    teacher is itself conditioned) and is the student's input; ``teacher_w`` is unused.
+    The teacher's parameters are an argument: never closed over, donated or saved. With
+    the training ``mesh``, each device draws the noise of its rows.
     """
     M, N = stage.student_steps, stage.inner_steps
     delta = flow.T / M
 
     def step(state, batch, teacher_params):
-        k_index, k_noise, k_dropout = jax.random.split(train_state.step_rng(state), 3)
+        rng = train_state.step_rng(state)
+        k_index, k_noise, k_dropout = jax.random.split(rng, 3)
         x0, labels = batch["x"], (batch["label"] if null_label is not None else None)
         B = x0.shape[0]
         j = jax.random.randint(k_index, (B,), 0, M)
         t = flow.T - j.astype(x0.dtype) * delta
-        teacher_u = velocity_field(model, teacher_params, labels, w=teacher_w, null_label=null_label)
+        w = None if w_range is None else jax.random.uniform(jax.random.fold_in(rng, 3), (B,), x0.dtype, *w_range)
+        teacher_u = velocity_field(teacher_model, teacher_params, labels, w=teacher_w if w is None else w,
+                                   null_label=null_label)
         if x_source == "forward":
             x_t, _ = flow.corrupt(k_noise, x0, t, mesh=mesh)  # the forward marginal at t
         else:
@@ -114,7 +120,7 @@ def make_distill_step(model, flow, tx, *, stage: Stage, teacher_w: float, inner_
         x_hat = jax.lax.stop_gradient(teacher_endpoint(teacher_u, x_t, t, delta, method=inner_method, steps=N))
 
         def loss_fn(params):
-            u_s = model.apply({"params": params}, x_t, t, labels, train=True, rngs={"dropout": k_dropout})
+            u_s = model.apply({"params": params}, x_t, t, labels, w, train=True, rngs={"dropout": k_dropout})
             if loss_space == "state":
                 return jnp.mean(jnp.square(x_t - delta * u_s - x_hat))
             return jnp.mean(jnp.square(u_s - (x_t - x_hat) / delta))
