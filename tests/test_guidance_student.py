@@ -22,8 +22,8 @@ from kacjax.training.trained import Trained
 
 def chain_config(**distill_kw):
     c = tiny_config("digits", num_steps=4)
-    c.distill.update(teacher_steps=8, student_steps=(4, 2), train_steps=(4, 4), learning_rates=(1e-3, 1e-3),
-                     **{"w": 1.0, **distill_kw})
+    c.distill.update({"teacher_steps": 8, "student_steps": (4, 2), "train_steps": (4, 4),
+                      "learning_rates": (1e-3, 1e-3), "w": 1.0, **distill_kw})
     c.distill.train.update(batch_size=16, log_every=2, checkpoint_every=2)
     return c
 
@@ -128,14 +128,18 @@ def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_
 @pytest.mark.slow
 def test_compare_guidance_scores_one_conditioned_student_against_fixed_ones(tmp_path, teacher_dir):
     _copy_teacher(teacher_dir, str(tmp_path))
-    config = chain_config(w_range=(0.0, 2.0), name="cond")
+    config = chain_config(w_range=(0.0, 2.0), name="cond", student_steps=(2,), train_steps=(4,),
+                          learning_rates=(1e-3,))
     config.evaluate = dict(num_samples=40, teacher_steps=8, guidance_ws=(0.0, 2.0))
+    with pytest.raises(ValueError, match="no student"):
+        kacjax.load(str(tmp_path), -1, chain="cond")  # a chain not distilled yet: not the teacher
     report = compare_guidance(config, str(tmp_path))
     assert sorted(os.listdir(tmp_path / "distill_w0")) == sorted(os.listdir(tmp_path / "distill_w2"))
     rows = {(r["w"], r["model"]): r for r in report["rows"]}
     assert set(rows) == {(w, m) for w in (0.0, 2.0) for m in ("teacher", "conditioned student", "fixed-w student")}
     assert rows[(2.0, "teacher")]["network_passes"] == 16 and rows[(0.0, "teacher")]["network_passes"] == 8
     assert rows[(2.0, "conditioned student")]["network_passes"] == 2 == rows[(2.0, "fixed-w student")]["network_passes"]
+    assert rows[(2.0, "conditioned student")]["steps"] == 2
     assert rows[(0.0, "teacher")]["rms_to_teacher_endpoint"] == 0.0
     assert json.load(open(tmp_path / "guidance_report.json")) == json.loads(json.dumps(report))
     for ext in ("md", "csv", "png"):

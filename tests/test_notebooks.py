@@ -81,19 +81,21 @@ def test_train_and_distill_notebook_fills_its_workdir(digits_run):
     assert latest_step(str(workdir / "distill" / "stage2_1steps")) == 20
     assert list((workdir / "samples").glob("*.png"))
     assert (workdir / "nfe_report.md").is_file() and (workdir / "nfe_report.png").is_file()
-    assert png_count(next(cell for cell in nb.cells if "read_metrics" in cell.source)) == 1  # the loss curves
+    assert png_count(next(cell for cell in nb.cells if "read_metrics" in cell.source)) == 1  # the loss curves, inline
     assert png_count(*nb.cells) >= 3  # and the sample grid and report figure
 
 
 @pytest.mark.slow
 def test_sample_notebook_shows_every_stage_of_that_run(digits_run):
     _, workdir = digits_run
-    nb = execute("03_sample_any_stage.ipynb", WORKDIR=str(workdir), STEPS=8, NUM=10, WEIGHTS=(1.0, 3.0))
+    nb = execute("03_sample_any_stage.ipynb", WORKDIR=str(workdir), STEPS=8, NUM=10, SAMPLERS=("ab2",),
+                 WEIGHTS=(1.0, 3.0))
     assert_no_errors(nb)
     assert png_count(*nb.cells) == 4  # one stage, samplers, guidance weights, a row per stage
     text = printed(nb)
     assert f"2: {workdir / 'distill' / 'stage2_1steps'}," in text  # the teacher and both students were loaded
     assert "ValueError: " in text  # a student refuses a guidance weight
+    assert "no chain 'wcond'" in text  # and the notebook says how to distil a guidance-conditioned one
 
 
 def test_sample_notebook_says_how_to_make_a_run(tmp_path):

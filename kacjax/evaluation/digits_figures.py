@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, fig, path: str) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+from kacjax.evaluation.plots import save, subplots
 
 
 def quality(path: str, rows, sweep) -> None:
     """FD-digits and class accuracy against sampling steps, teacher and students (and the sweep of w)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3 if sweep else 2, figsize=(13 if sweep else 9, 3.6))
+    fig, axes = subplots(3 if sweep else 2, (13 if sweep else 9, 3.6))
     for name, style in (("teacher", "o-"), ("student", "s-")):
         pts = sorted(((r["steps"], r) for r in rows if r["model"].startswith(name)), key=lambda p: p[0])
         if name == "teacher":
@@ -41,13 +28,12 @@ def quality(path: str, rows, sweep) -> None:
             axes[2].plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
         axes[2].set(xlabel="guidance weight w", title=f"FD-digits of the teacher, {sweep[0]['steps']} steps")
         axes[2].legend(fontsize=7)
-    _save(plt, fig, path)
+    save(fig, path)
 
 
 def stability(path: str, stability_rows: dict) -> None:
     """RMS distance between each student's path and the fine teacher path, at each of its grid points."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    fig, ax = subplots(1, (5.2, 3.6))
     for k, s in sorted(stability_rows.items()):
         ax.plot(s["times"], s["rms_student_vs_teacher"], "o-", label=f"{k}-step student")
     ax.set(xlabel="t (sampling runs from T to 0)", ylabel="RMS(student - teacher)",
@@ -55,14 +41,13 @@ def stability(path: str, stability_rows: dict) -> None:
     ax.invert_xaxis()
     if stability_rows:
         ax.legend(fontsize=7)
-    _save(plt, fig, path)
+    save(fig, path)
 
 
 def velocity(path: str, profile: dict) -> None:
     """Left: the Kac noise velocity against its Brownian limit as the noise clock goes to 0.
     Right: the trained teacher's guided velocity along its sampling path, with its bound."""
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    fig, (left, right) = subplots(2, (10.5, 3.8))
     noise = profile["noise"]
     left.loglog(noise["clock"], noise["brownian_rms"], "--", color="C3", label="Brownian limit, RMS σ/(2√s)")
     left.loglog(noise["clock"], noise["kac_rms"], "o-", ms=3, color="C0", label="Kac, RMS |v(s, K(s))|")
@@ -79,13 +64,12 @@ def velocity(path: str, profile: dict) -> None:
     right.set(xlabel="t (sampling runs from T to 0)", ylabel="|velocity|", title="trained teacher along its path")
     right.invert_xaxis()
     right.legend(fontsize=7)
-    _save(plt, fig, path)
+    save(fig, path)
 
 
 def guidance(path: str, rows) -> None:
     """FD-digits and accuracy against ``w``: teacher, the guidance-conditioned student, the fixed-``w`` ones."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = subplots(2, (9, 3.6))
     for name, style in (("teacher", "o--"), ("conditioned student", "s-"), ("fixed-w student", "^-")):
         pts = sorted((r["w"], r) for r in rows if r["model"] == name)
         label = f"{name} ({pts[0][1]['steps']} steps)" if pts else name
@@ -94,4 +78,4 @@ def guidance(path: str, rows) -> None:
     axes[0].set(xlabel="guidance weight w", title="FD-digits (lower is better)")
     axes[1].set(xlabel="guidance weight w", title="class accuracy")
     axes[0].legend(fontsize=7)
-    _save(plt, fig, path)
+    save(fig, path)

@@ -7,6 +7,7 @@ Stages: 0 is the teacher, ``k >= 1`` the student of the k-th distillation stage,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Optional
 
 import jax
@@ -50,7 +51,7 @@ class Generator(Trained):
         """
         labels = self.labels_for(num, labels)
         return generate(
-            key, self.params, labels, self.guidance_weight(w), model=self.model, flow=self.flow, num=num,
+            key, self.params_for(mesh), labels, self.guidance_weight(w), model=self.model, flow=self.flow, num=num,
             shape=self.shape, method=sampler or self.default_method, steps=steps or self.default_steps,
             null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
             timed=timed,
@@ -84,6 +85,17 @@ class Generator(Trained):
             out.append(np.asarray(self.solve(keys[i], hi - lo, batch_labels, steps=steps, sampler=sampler, w=w).x))
         x = np.concatenate(out)
         return np.clip(x, -1.0, 1.0) if len(self.shape) == 3 else x
+
+    @functools.cached_property
+    def _local_params(self):
+        device = jax.local_devices()[0]  # a replicated array's local copy, also across processes
+        return jax.tree.map(lambda a: jax.device_put(a.addressable_data(0), device), self.params)
+
+    def params_for(self, mesh=None):
+        """The parameters to compute with: replicated on ``mesh`` when generation is sharded on it,
+        else a copy on this process's first device (so unsharded sampling is not repeated on every
+        device the checkpoint was restored onto)."""
+        return self.params if mesh is not None else self._local_params
 
     def guidance_weight(self, w: Optional[float]) -> float:
         """The ``w`` to sample with: ``w``, or the default (:attr:`sampling`), checked.

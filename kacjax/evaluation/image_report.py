@@ -24,7 +24,7 @@ import numpy as np
 from kacjax.core import samplers
 from kacjax.core.guidance import network_passes_per_velocity
 from kacjax.data import build_source
-from kacjax.evaluation import fid, images, inception
+from kacjax.evaluation import fid, images, inception, plots
 from kacjax.evaluation.generator import Generator
 from kacjax.evaluation.sampling import check_guidance_sweep, generate
 from kacjax.evaluation.tables import markdown_table, write_csv
@@ -257,13 +257,8 @@ def image_report(config, workdir: str, *, devices=None) -> dict:
 
 
 def _figure(path, main, sweep) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = 2 if sweep else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
+    fig, axes = plots.subplots(panels, (5.2 * panels, 3.8), squeeze=False)
     ax = axes[0, 0]
     is_student = lambda r: r["model"].startswith("student")  # noqa: E731
     students = sorted((r for r in main if is_student(r)), key=lambda r: r["nfe"])
@@ -283,6 +278,4 @@ def _figure(path, main, sweep) -> None:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=method)
         ax.set(xlabel="guidance weight w", ylabel="FID", title=f"teacher, {sweep[0]['steps']} steps")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)

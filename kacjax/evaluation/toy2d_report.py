@@ -19,7 +19,7 @@ import numpy as np
 from kacjax.core import samplers
 from kacjax.core.guidance import velocity_field
 from kacjax.data.toy2d import sample_toy2d, toy2d_modes
-from kacjax.evaluation import metrics
+from kacjax.evaluation import metrics, plots
 from kacjax.evaluation.generator import load
 from kacjax.evaluation.sampling import generate
 from kacjax.training import logs, setup, train_state
@@ -51,7 +51,7 @@ def _score(samples, reference, target, mode_std) -> dict:
 
 def _speeds(gen, trajectory, times):
     """Max and mean per-coordinate ``|u|`` at each grid time, shapes ``(steps + 1,)``."""
-    u = velocity_field(gen.model, gen.params, None, w=0.0, null_label=None)
+    u = velocity_field(gen.model, gen.params_for(None), None, w=0.0, null_label=None)
     speed = jax.jit(jax.vmap(lambda x, t: jnp.abs(u(x, t))))(trajectory, times)
     return np.asarray(speed.max(axis=(1, 2))), np.asarray(speed.mean(axis=(1, 2)))
 
@@ -81,7 +81,8 @@ def toy2d_report(config, workdir: str) -> dict:
     ).x
     results["untrained"] = _score(np.asarray(x0), reference, data.target, data.mode_std)
     path = generate(
-        key, gen.params, None, 0.0, model=gen.model, flow=gen.flow, num=ev.num_trajectories, shape=gen.shape,
+        key, gen.params_for(None), None, 0.0, model=gen.model, flow=gen.flow, num=ev.num_trajectories,
+        shape=gen.shape,
         method=ev.methods[-1], steps=ev.steps, return_trajectory=True,
     )
     max_speed, mean_speed = _speeds(gen, path.trajectory, path.times)
@@ -99,13 +100,8 @@ def toy2d_report(config, workdir: str) -> dict:
 
 
 def _figure(path, reference, samples, trajectory, times, max_speed, mean_speed, results) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = 1 + len(samples) + 2
-    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.4))
+    fig, axes = plots.subplots(panels, (3.2 * panels, 3.4))
     lim = 1.6 if results["target"] == "gaussians9" else 1.4
     def scatter(ax, pts, title):
         ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4)
@@ -126,6 +122,4 @@ def _figure(path, reference, samples, trajectory, times, max_speed, mean_speed, 
     ax.axhline(results["speed"]["bound"], color="r", ls=":", lw=0.8, label="bound")
     ax.set(xlabel="t", title="speed along trajectories")
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)

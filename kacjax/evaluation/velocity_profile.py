@@ -51,7 +51,8 @@ def teacher_speeds(gen, trajectory, times, labels, w: float) -> dict:
       ``{"t", "rms", "max", "bound"}``: lists of length ``S`` and the bound of the guided
       target, ``(1 + 2|w|) (max|f'| + max g' c)`` (data in ``[-1, 1]``).
     """
-    u = jax.jit(velocity_field(gen.model, gen.params, labels, w=gen.guidance_weight(w), null_label=gen.null_label))
+    u = jax.jit(velocity_field(gen.model, gen.params_for(None), labels, w=gen.guidance_weight(w),
+                               null_label=gen.null_label))
     speeds = [np.abs(np.asarray(u(x, t))) for x, t in zip(trajectory, np.asarray(times))]
     flow = gen.flow
     grid = jnp.linspace(0.0, flow.T, 101)

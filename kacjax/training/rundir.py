@@ -88,6 +88,9 @@ class RunDir:
         existing = [d for d in dirs if has_checkpoint(d)]
         if not existing:
             raise CheckpointError(f"no checkpoint in {self.root}: train a teacher there first (kacjax --mode=train)")
+        if chain and stage != 0 and len(existing) < 2:
+            raise CheckpointError(f"the chain {chain!r} has no student in {self.chain(chain)}: distill it first "
+                                  f"(kacjax --mode=distill --config.distill.name={chain})")
         if stage == -1:
             return existing[-1]
         if not 0 <= stage < len(dirs) or dirs[stage] not in existing:
