@@ -3,7 +3,7 @@
 The embedded dataset: runs anywhere, no download. The main job (the README's first
 command): teacher, a guided sample grid, the chain 100 -> 20 -> 4 -> 2 -> 1, and the
 report (workdir/report.md, with sample grids of every stage, quality against steps,
-stability along the path and the velocity near the data end), about 10 minutes on 2 CPU cores:
+stability along the path and the velocity near the data end), about 6 minutes on 2 CPU cores:
   kacjax --config experiments/digits.py --workdir runs/digits
 A rerun reuses every finished part. A guidance-conditioned chain (students that take w as an
 input) against fixed-w chains at several w, from the same teacher (reuses it):
