@@ -13,3 +13,17 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 from kacjax.training.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)
 
 size_cpu_thread_pools()  # 8 fake devices on a 2-core machine: see its docstring
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory):
+    """A workdir holding the teacher of ``helpers.chain_config()`` (4 steps), shared by the distillation tests."""
+    from helpers import chain_config
+    from kacjax.training.teacher import train_teacher
+
+    workdir = str(tmp_path_factory.mktemp("teacher"))
+    train_teacher(chain_config(), workdir)
+    return workdir

@@ -75,6 +75,23 @@ def tiny_config(data: str = "toy2d", **train):
     return c
 
 
+
+def chain_config(student_steps=(4, 2), train_steps=(4, 4), teacher_steps=8, **distill_kw):
+    """A fast digits chain on :func:`tiny_config`'s conditional MLP: 8 -> 4 -> 2 steps, guided with w = 1."""
+    c = tiny_config("digits", num_steps=4)
+    c.distill.update({"teacher_steps": teacher_steps, "student_steps": student_steps, "train_steps": train_steps,
+                      "learning_rates": (1e-3,) * len(student_steps), "w": 1.0, **distill_kw})
+    c.distill.train.update(batch_size=16, log_every=2, checkpoint_every=2)
+    return c
+
+
+def copy_teacher(src, dst) -> None:
+    """Copies the teacher of workdir ``src`` into workdir ``dst``."""
+    import shutil
+
+    shutil.copytree(os.path.join(src, "teacher"), os.path.join(dst, "teacher"))
+
+
 _COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
 

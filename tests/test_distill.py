@@ -8,33 +8,12 @@ import numpy as np
 import pytest
 
 import kacjax
-from helpers import collectives_in_loops, tiny_config
+from helpers import chain_config, collectives_in_loops, copy_teacher, tiny_config
 from kacjax.evaluation.generator import Generator
 from kacjax.training import distill, parallel, setup, steps
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
 from kacjax.training.teacher import train_teacher
 from kacjax.training.trained import Trained
-
-
-def chain_config(student_steps=(4, 2), train_steps=(4, 4), teacher_steps=8, **distill_kw):
-    c = tiny_config("digits", num_steps=4)
-    c.distill.update(teacher_steps=teacher_steps, student_steps=student_steps, train_steps=train_steps,
-                     learning_rates=(1e-3,) * len(student_steps), **{"w": 1.0, **distill_kw})
-    c.distill.train.update(batch_size=16, log_every=2, checkpoint_every=2)
-    return c
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("teacher"))
-    train_teacher(chain_config(), workdir)
-    return workdir
-
-
-def _copy_teacher(src, dst):
-    import shutil
-
-    shutil.copytree(os.path.join(src, "teacher"), os.path.join(dst, "teacher"))
 
 
 @pytest.mark.parametrize(
@@ -75,7 +54,7 @@ def test_missing_teacher_is_refused(tmp_path):
     ("flow", "c", 2.0, "inherits its teacher's architecture"),
 ])
 def test_chain_refuses_a_teacher_it_cannot_use(tmp_path, teacher_dir, section, key, value, match):
-    _copy_teacher(teacher_dir, str(tmp_path))
+    copy_teacher(teacher_dir, str(tmp_path))
     config = chain_config()
     config[section][key] = value
     with pytest.raises(CheckpointError, match=match):
@@ -84,7 +63,7 @@ def test_chain_refuses_a_teacher_it_cannot_use(tmp_path, teacher_dir, section, k
 
 
 def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
-    _copy_teacher(teacher_dir, str(tmp_path))
+    copy_teacher(teacher_dir, str(tmp_path))
     dirs = distill.run_chain(chain_config(), str(tmp_path))
     assert [os.path.basename(d) for d in dirs] == ["stage1_4steps", "stage2_2steps"]
     meta1 = Checkpointer(dirs[0]).read_meta()
@@ -174,8 +153,8 @@ def _ema(directory):
 
 def test_resume_inside_a_stage_matches_an_uninterrupted_chain(tmp_path, teacher_dir):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    _copy_teacher(teacher_dir, a)
-    _copy_teacher(teacher_dir, b)
+    copy_teacher(teacher_dir, a)
+    copy_teacher(teacher_dir, b)
     distill.run_chain(chain_config(train_steps=(4, 4)), a)
     distill.run_chain(chain_config(train_steps=(4, 2)), b)  # "killed" after 2 steps of stage 2
     distill.run_chain(chain_config(train_steps=(4, 4)), b)  # resumes stage 2 at step 2
@@ -186,7 +165,7 @@ def test_resume_inside_a_stage_matches_an_uninterrupted_chain(tmp_path, teacher_
 
 @pytest.mark.parametrize("x_source,loss_space", [("rollout", "state"), ("forward", "velocity")])
 def test_other_distillation_options_run(tmp_path, teacher_dir, x_source, loss_space):
-    _copy_teacher(teacher_dir, str(tmp_path))
+    copy_teacher(teacher_dir, str(tmp_path))
     config = chain_config(student_steps=(4,), train_steps=(2,), x_source=x_source, loss_space=loss_space,
                           inner_method="midpoint")
     (out,) = distill.run_chain(config, str(tmp_path))

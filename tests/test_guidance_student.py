@@ -10,35 +10,13 @@ import numpy as np
 import pytest
 
 import kacjax
-from helpers import tiny_config
+from helpers import chain_config, copy_teacher
 from kacjax.core import guidance
 from kacjax.evaluation.guidance_report import compare_guidance
 from kacjax.models import build_model
 from kacjax.training import distill, parallel, setup
 from kacjax.training.checkpoint import CheckpointError
-from kacjax.training.teacher import train_teacher
 from kacjax.training.trained import Trained
-
-
-def chain_config(**distill_kw):
-    c = tiny_config("digits", num_steps=4)
-    c.distill.update({"teacher_steps": 8, "student_steps": (4, 2), "train_steps": (4, 4),
-                      "learning_rates": (1e-3, 1e-3), "w": 1.0, **distill_kw})
-    c.distill.train.update(batch_size=16, log_every=2, checkpoint_every=2)
-    return c
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("teacher"))
-    train_teacher(chain_config(), workdir)
-    return workdir
-
-
-def _copy_teacher(src, dst):
-    import shutil
-
-    shutil.copytree(os.path.join(src, "teacher"), os.path.join(dst, "teacher"))
 
 
 def test_guidance_with_one_weight_per_example_equals_one_call_per_weight():
@@ -99,7 +77,7 @@ def test_the_first_loss_is_the_guidance_gap_at_the_drawn_weights(teacher_dir):
 
 
 def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_dir):
-    _copy_teacher(teacher_dir, str(tmp_path))
+    copy_teacher(teacher_dir, str(tmp_path))
     cond = chain_config(w_range=(0.0, 2.0), name="cond")
     dirs = distill.run_chain(cond, str(tmp_path))
     assert [os.path.relpath(d, tmp_path) for d in dirs] == ["distill_cond/stage1_4steps", "distill_cond/stage2_2steps"]
@@ -127,9 +105,8 @@ def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_
 
 @pytest.mark.slow
 def test_compare_guidance_scores_one_conditioned_student_against_fixed_ones(tmp_path, teacher_dir):
-    _copy_teacher(teacher_dir, str(tmp_path))
-    config = chain_config(w_range=(0.0, 2.0), name="cond", student_steps=(2,), train_steps=(4,),
-                          learning_rates=(1e-3,))
+    copy_teacher(teacher_dir, str(tmp_path))
+    config = chain_config(student_steps=(2,), train_steps=(4,), w_range=(0.0, 2.0), name="cond")
     config.evaluate = dict(num_samples=40, teacher_steps=8, guidance_ws=(0.0, 2.0))
     with pytest.raises(ValueError, match="no student"):
         kacjax.load(str(tmp_path), -1, chain="cond")  # a chain not distilled yet: not the teacher

@@ -57,6 +57,6 @@ def teacher_speeds(gen, trajectory, times, labels, w: float) -> dict:
     flow = gen.flow
     grid = jnp.linspace(0.0, flow.T, 101)
     target_bound = float(jnp.max(jnp.abs(flow.df(grid))) + jnp.max(flow.dg(grid)) * flow.c)
-    scale = 1.0 + 2.0 * abs(w) if not gen.sampling.w_baked else 1.0 + 2.0 * abs(gen.sampling.w)
+    scale = 1.0 + 2.0 * abs(gen.sampling.w if gen.sampling.w_baked else w)  # a baked-in w guides too
     return {"t": np.asarray(times, float).tolist(), "rms": [float(np.sqrt(np.mean(v * v))) for v in speeds],
             "max": [float(v.max()) for v in speeds], "bound": scale * target_bound}
