@@ -21,6 +21,7 @@ import pytest
 from scipy import special, stats
 
 from kacjax import kac
+from kacjax.core import draws
 
 # Reference values (double precision) from distillkac.md, section 1:
 # (a, c, t, x, continuous density, velocity, CDF including the atom at -ct).
@@ -368,9 +369,9 @@ def test_sampler_components_poisson_counts_and_beta_fractions():
     (closed forms) and n >= 3 (Cheng's rejection algorithm with its redraw queues).
     """
     per, lams = 16_384, [0.05, 3.0, 40.0, 41.0, 900.0]
-    u, _ = kac._uniform_and_bit(jax.random.PRNGKey(7), (len(lams), per), jnp.float32)
+    u, _ = draws.uniform_and_bit(jax.random.PRNGKey(7), (len(lams), per), jnp.float32)
     lam = jnp.asarray(lams, jnp.float32)[:, None]
-    counts = np.asarray(jax.jit(kac._poisson)(jax.random.PRNGKey(8), u, lam))
+    counts = np.asarray(jax.jit(draws.poisson)(jax.random.PRNGKey(8), u, lam))
     for row, mean in zip(counts, lams):
         edges = np.arange(row.min(), row.max() + 2) - 0.5
         expected = np.diff(stats.poisson.cdf(edges, mean)) * per

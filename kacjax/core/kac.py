@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import i0e, i1e
+
+from kacjax.core.draws import as_float, check_positive, float_dtype, poisson, two_prod, uniform_and_bit
 
 __all__ = [
     "sample",
@@ -32,11 +33,6 @@ __all__ = [
     "check_positive",
 ]
 
-# Poisson counts are drawn by inverting the CDF, for means above this as sums of
-# counts with means up to this (exp(-chunk) stays a normal float32).
-_POISSON_CHUNK = 40.0
-# CDF terms per iteration of the Poisson inversion loop.
-_POISSON_UNROLL = 4
 # Rejected Beta proposals are redrawn within blocks of up to _MAX_BLOCK entries,
 # through a buffer of 1 / _BUFFER_FRACTION of the block.
 _MAX_BLOCK = 1024
@@ -50,43 +46,6 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 _CDF_PANELS = 24
 
 
-def check_positive(**values) -> None:
-    """Raises ValueError unless every plain-number argument is finite and > 0.
-
-    Traced or array values are not checked (they cannot be inspected under jit).
-    """
-    for name, value in values.items():
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if isinstance(value, numbers.Real) and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _float_dtype():
-    return jnp.result_type(float)
-
-
-def _as_float(v):
-    return jnp.asarray(v, _float_dtype())
-
-
-def _two_prod(u, v):
-    """Returns (p, e) with p = fl(u * v) and p + e == u * v exactly (Dekker)."""
-    dtype = jnp.result_type(u, v)
-    splitter = 4097.0 if dtype == jnp.float32 else 134217729.0
-
-    def split(w):
-        g = splitter * w
-        hi = g - (g - w)
-        return hi, w - hi
-
-    p = u * v
-    uh, ul = split(u)
-    vh, vl = split(v)
-    e = ((uh * vh - p) + uh * vl + ul * vh) + ul * vl
-    return p, e
-
-
 def _cone(x, t, c):
     """Returns (ct, gap, r): ct = c t, gap = ct - |x| and r = sqrt(c^2 t^2 - x^2).
 
@@ -95,7 +54,7 @@ def _cone(x, t, c):
     r is 0 outside the cone. Safe under grad (no sqrt of 0 on the taken branch).
     """
     ax = jnp.abs(x)
-    ct, ct_err = _two_prod(_as_float(c), t)
+    ct, ct_err = two_prod(as_float(c), t)
     gap = (ct - ax) + ct_err
     q = gap * (ct + ax)
     inside = q > 0
@@ -104,72 +63,8 @@ def _cone(x, t, c):
 
 
 def _broadcast(x, t):
-    x, t = _as_float(x), _as_float(t)
+    x, t = as_float(x), as_float(t)
     return jnp.broadcast_arrays(x, t)
-
-
-def _uniform_and_bit(key, shape, dtype):
-    """Uniforms on the open interval (0, 1) and independent fair bits, one draw each.
-
-    One random word per element: its top mantissa-width bits give ``u = (k + 1/2)
-    2^-p`` (``p`` = 23 or 52; never 0 or 1, and ``1 - u`` is exact), its lowest bit
-    the fair bit. Returns ``(u, bit)`` of ``shape`` (float of ``dtype``, bool).
-    """
-    nbits, mant = (32, 23) if dtype == jnp.float32 else (64, 52)
-    word = jax.random.bits(key, shape, jnp.dtype(f"uint{nbits}"))
-    k = (word >> (nbits - mant)).astype(dtype)
-    return (k + 0.5) * (2.0**-mant), (word & 1) == 1
-
-
-def _poisson_inversion(u, lam):
-    """Poisson(lam) counts (int32, ``u``'s shape) by inverting the CDF at uniforms ``u``.
-
-    ``lam <= _POISSON_CHUNK`` has ``u``'s rank and broadcasts to it; CDF terms are
-    computed at ``lam``'s own shape (e.g. one per row when ``t`` is per example), so
-    the loop over ``k``, shared by the batch, costs one fused compare-and-count pass
-    over ``u`` per ``_POISSON_UNROLL`` terms. A draw whose ``u`` lies above the
-    float-rounded total mass stops where the CDF stops growing, deep in the tail.
-    """
-    spread = tuple(i for i in range(u.ndim) if lam.shape[i] == 1 and u.shape[i] != 1)
-    u_max = jnp.max(u, axis=spread, keepdims=True, initial=0.0)
-    p = jnp.exp(-lam)
-    n = (u >= p).astype(jnp.int32)
-
-    def pending(state):
-        _, _, p, cum = state
-        return jnp.any((u_max >= cum) & (cum + p > cum))
-
-    def body(state):
-        k, n, p, cum = state
-        for _ in range(_POISSON_UNROLL):
-            k = k + 1
-            p = p * (lam / k.astype(p.dtype))
-            grown = cum + p
-            n = n + ((u >= grown) & (grown > cum)).astype(n.dtype)
-            cum = grown
-        return k, n, p, cum
-
-    _, n, _, _ = jax.lax.while_loop(pending, body, (jnp.zeros((), jnp.int32), n, p, p))
-    return n
-
-
-def _poisson(key, u, lam):
-    """Exact Poisson(lam) counts for any ``lam >= 0`` (broadcasting to ``u``'s shape).
-
-    The first ``_POISSON_CHUNK`` of the mean is inverted at ``u``; larger means add
-    independent Poisson counts for further chunks (fresh uniforms from ``key``), as
-    Poisson(l1) + Poisson(l2) = Poisson(l1 + l2).
-    """
-    n = _poisson_inversion(u, jnp.minimum(lam, _POISSON_CHUNK))
-
-    def body(state):
-        key, rest, n = state
-        key, sub = jax.random.split(key)
-        u_more, _ = _uniform_and_bit(sub, u.shape, u.dtype)
-        return key, rest - _POISSON_CHUNK, n + _poisson_inversion(u_more, jnp.clip(rest, 0.0, _POISSON_CHUNK))
-
-    _, _, n = jax.lax.while_loop(lambda s: jnp.any(s[1] > 0), body, (key, lam - _POISSON_CHUNK, n))
-    return n
 
 
 def _beta_proposal(key, n, dtype):
@@ -181,7 +76,7 @@ def _beta_proposal(key, n, dtype):
     Entries with ``n = 0`` are accepted with an arbitrary value. Returns
     ``(y, accept)``, float of ``dtype`` and bool, both of ``n``'s shape.
     """
-    (u1, u2), _ = _uniform_and_bit(key, (2, *n.shape), dtype)
+    (u1, u2), _ = uniform_and_bit(key, (2, *n.shape), dtype)
     a = ((n + 1) // 2).astype(dtype)
     b = (n // 2 + 1).astype(dtype)
     a_s, b_s = jnp.maximum(a, 2.0), jnp.maximum(b, 2.0)
@@ -318,7 +213,7 @@ def sample(key, t, shape, *, a, c):
       draws on ``+-c t`` (n = 0).
     """
     check_positive(a=a, c=c)
-    t = _as_float(t)
+    t = as_float(t)
     shape = tuple(shape)
     if t.ndim > len(shape) or jnp.broadcast_shapes(t.shape, shape) != shape:
         raise ValueError(f"t of shape {t.shape} does not broadcast to shape {shape}")
@@ -328,14 +223,14 @@ def sample(key, t, shape, *, a, c):
 @functools.partial(jax.jit, static_argnums=2)
 def _sample(key, t, shape, a, c):
     """:func:`sample` after argument checks, compiled once per shape and dtype."""
-    dtype = _float_dtype()
+    dtype = float_dtype()
     t = t.reshape((1,) * (len(shape) - t.ndim) + t.shape)  # broadcast lazily
     k_count, k_chunks, k_beta = jax.random.split(key, 3)
-    u, positive = _uniform_and_bit(k_count, shape, dtype)
-    n = _poisson(k_chunks, u, _as_float(a) * t)
+    u, positive = uniform_and_bit(k_count, shape, dtype)
+    n = poisson(k_chunks, u, as_float(a) * t)
     y = _beta_frac(k_beta, n.reshape(-1, _block_size(shape)), dtype).reshape(shape)
     on_atom = n == 0
-    x = jnp.where(positive, 1.0, -1.0).astype(dtype) * _as_float(c) * t * jnp.where(on_atom, 1.0, y)
+    x = jnp.where(positive, 1.0, -1.0).astype(dtype) * as_float(c) * t * jnp.where(on_atom, 1.0, y)
     return x, on_atom
 
 
@@ -352,32 +247,32 @@ def simulate(key, t, shape, *, a, c, max_flips):
       whether the path was simulated to the end.
     """
     check_positive(a=a, c=c)
-    dtype = _float_dtype()
-    t = _as_float(t)
+    dtype = float_dtype()
+    t = as_float(t)
     k_sign, k_exp = jax.random.split(key)
     sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), 1.0, -1.0).astype(dtype)
-    gaps = jax.random.exponential(k_exp, (*shape, max_flips), dtype) / _as_float(a)
+    gaps = jax.random.exponential(k_exp, (*shape, max_flips), dtype) / as_float(a)
     times = jnp.minimum(jnp.cumsum(gaps, axis=-1), t)
     starts = jnp.concatenate([jnp.zeros((*shape, 1), dtype), times[..., :-1]], axis=-1)
     direction = jnp.where(jnp.arange(max_flips) % 2 == 0, 1.0, -1.0).astype(dtype)
     before_last = jnp.sum(direction * (times - starts), axis=-1)
     last = (1.0 if max_flips % 2 == 0 else -1.0) * (t - times[..., -1])
-    x = sign * _as_float(c) * (before_last + last)
+    x = sign * as_float(c) * (before_last + last)
     flips = jnp.sum(jnp.cumsum(gaps, axis=-1) < t, axis=-1)
-    v = sign * _as_float(c) * jnp.where(flips % 2 == 0, 1.0, -1.0)
+    v = sign * as_float(c) * jnp.where(flips % 2 == 0, 1.0, -1.0)
     return x, v, flips < max_flips
 
 
 def atom_mass(t, *, a):
     """Total mass ``exp(-a t)`` of the two atoms at ``+-c t`` (half each)."""
     check_positive(a=a)
-    return jnp.exp(-_as_float(a) * _as_float(t))
+    return jnp.exp(-as_float(a) * as_float(t))
 
 
 def variance(t, *, a, c):
     """``Var K(t) = (c^2 / a) [t - (1 - exp(-2 a t)) / (2 a)]``, stable for small a t."""
     check_positive(a=a, c=c)
-    a, c, t = _as_float(a), _as_float(c), _as_float(t)
+    a, c, t = as_float(a), as_float(c), as_float(t)
     lam = a * t
     # phi(lam) = lam - (1 - exp(-2 lam)) / 2 = lam^2 sum_j 2 (-2 lam)^j / (j + 2)!.
     # The direct form loses ~eps lam / phi to cancellation; below lam = 1/4, sixteen
@@ -399,7 +294,7 @@ def density(x, t, *, a, c):
     """
     check_positive(a=a, c=c)
     x, t = _broadcast(x, t)
-    a_, c_ = _as_float(a), _as_float(c)
+    a_, c_ = as_float(a), as_float(c)
     ct, gap, r = _cone(x, t, c)
     inside = gap > 0
     z = a_ * r / c_
@@ -421,7 +316,7 @@ def _lower_tail(x, t, a, c):
     geometrically towards ``psi_x``, where the integrand peaks.
     """
     _, _, r = _cone(x, t, c)
-    lam = _as_float(a) * t
+    lam = as_float(a) * t
     psi_x = jnp.arctan2(jnp.abs(x), r)
     width = jnp.pi / 2 - psi_x
     k = jnp.arange(_CDF_PANELS, dtype=x.dtype)
@@ -466,7 +361,7 @@ def velocity(x, t, *, a, c, on_atom=None):
     """
     check_positive(a=a, c=c)
     x, t = _broadcast(x, t)
-    a_, c_ = _as_float(a), _as_float(c)
+    a_, c_ = as_float(a), as_float(c)
     _, gap, r = _cone(x, t, c)
     z = a_ * r / c_
     big = z > _SMALL_Z
