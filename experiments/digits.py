@@ -10,6 +10,10 @@ input) against fixed-w chains at several w, from the same teacher (reuses it):
   kacjax --config experiments/digits.py:guidance --workdir runs/digits
 Sample from any stage afterwards (0: teacher, k: k-th student, -1: last):
   kacjax --config experiments/digits.py --workdir runs/digits --mode=sample --config.sample.stage=2
+Random-flight noise instead of a Kac process per pixel (kacjax.flight): :flight2 carries
+horizontally adjacent pixel pairs by planar flights (a = 9), :flight4 groups of four pixels by
+4-D flights (a = 4.5); both match the per-coordinate variance of the default a = 9 at long times:
+  kacjax --config experiments/digits.py:flight2 --workdir runs/digits_flight2
 Smoke test: experiments/digits.py:quick.
 """
 
@@ -41,6 +45,9 @@ def get_config(variant: str = ""):
         # evaluate.guidance_ws (distill_w0/, distill_w1/, distill_w3/), all from the same teacher.
         c.pipeline = ("train", "compare_guidance")
         c.distill.update(w_range=(0.0, 3.0), name="wcond")
+    elif variant in ("flight2", "flight4"):
+        # a d-flight of rate a has the long-time per-coordinate variance of a 1-D process of rate a d / 2
+        c.flow.update(noise_dim=int(variant[-1]), a=9.0 * 2 / int(variant[-1]))
     elif variant == "quick":
         c.train.update(num_steps=60, log_every=20, checkpoint_every=30, warmup_steps=10, ema_decay=0.9)
         c.distill.update(student_steps=(4, 1), teacher_steps=8, train_steps=(20, 20), learning_rates=(2e-4, 2e-4))
@@ -48,5 +55,5 @@ def get_config(variant: str = ""):
         c.sample.update(num=20, steps=8)
         c.evaluate.update(num_samples=100, steps=(1, 4), teacher_steps=8, guidance_ws=(0.0, 2.0))
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}; use '', 'guidance' or 'quick'")
+        raise ValueError(f"unknown variant {variant!r}; use '', 'guidance', 'flight2', 'flight4' or 'quick'")
     return c

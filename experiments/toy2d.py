@@ -5,6 +5,10 @@ Run (about 1-2 minutes on 2 CPU cores):
 Other target:
   kacjax --config experiments/toy2d.py --workdir runs/toy2d_rings --config.data.target=rings
 
+Isotropic noise: each point carried by a planar random flight (kacjax.flight) instead of two
+independent Kac processes:
+  kacjax --config experiments/toy2d.py:flight2 --workdir runs/toy2d_flight2
+
 Writes runs/toy2d/toy2d.png (samples, trajectories, speeds) and
 runs/toy2d/toy2d_metrics.json (energy distance, sliced Wasserstein, mode coverage per
 sampler, against held-out target samples, next to the untrained model).
@@ -35,6 +39,8 @@ def get_config(variant: str = ""):
     if variant == "quick":
         c.train.update(num_steps=1500, log_every=500, checkpoint_every=500, ema_decay=0.99)
         c.evaluate.update(num_samples=1000, steps=50)
+    elif variant == "flight2":
+        c.flow.update(noise_dim=2)  # a = 9: the per-coordinate long-time variance of the default
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}; use '' or 'quick'")
+        raise ValueError(f"unknown variant {variant!r}; use '', 'quick' or 'flight2'")
     return c

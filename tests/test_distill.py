@@ -52,6 +52,7 @@ def test_missing_teacher_is_refused(tmp_path):
     # a student whose metadata does not match its weights
     ("model", "hidden", 64, "inherits its teacher's architecture"),
     ("flow", "c", 2.0, "inherits its teacher's architecture"),
+    ("flow", "noise_dim", 2, "inherits its teacher's architecture"),
 ])
 def test_chain_refuses_a_teacher_it_cannot_use(tmp_path, teacher_dir, section, key, value, match):
     copy_teacher(teacher_dir, str(tmp_path))

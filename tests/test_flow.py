@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kacjax import kac
+from kacjax import flight, kac
 from kacjax.core.flow import KacFlow, sample_times
 from kacjax.training import parallel
 
@@ -132,3 +132,92 @@ def test_from_config_and_sample_times():
     t = sample_times(jax.random.PRNGKey(0), 4096, KacFlow(T=2.0))
     assert t.shape == (4096,)
     assert float(t.min()) >= 0.0 and float(t.max()) <= 2.0 and float(t.max()) > 1.9
+
+
+def _flight_variance(s, a, c, dim):
+    """Per-coordinate variance of a d-flight at time s: E|X|^2 / d = 2 c^2 (a s - 1 + e^{-a s}) / (d a^2)."""
+    return 2 * c * c * (a * s - 1 + math.exp(-a * s)) / (dim * a * a)
+
+
+@pytest.mark.parametrize("dim", [2, 4])
+def test_flight_noise_corrupt_groups_consecutive_coordinates(dim):
+    """noise_dim = d: x_t - f x0 is one flight per group of d consecutive coordinates (|group| <= c g,
+    the sphere's groups, flagged in every coordinate, at the binomial rate e^{-a g} and moving outward at
+    speed c g'), target - f' x0 = g' v with the flight velocity, per-coordinate flight variance; the prior
+    has the same law at g(T)."""
+    flow = KacFlow(a=9.0 * 2 / dim, c=3.0, noise_dim=dim, g_schedule="t2")
+    rows, groups = 12, 2048
+    t = jnp.linspace(0.1, 1.0, rows)
+    x0 = jax.random.uniform(jax.random.PRNGKey(1), (rows, 8, groups * dim // 8), minval=-1.0, maxval=1.0)
+    x_t, target = flow.corrupt(jax.random.PRNGKey(2), x0, t)
+    noise_all, flag_all = flow.noise(jax.random.PRNGKey(2), flow.g(t), x0.shape)
+    x0, x_t, target = (np.asarray(v, np.float64) for v in (x0, x_t, target))
+    for i in range(rows):
+        clock, f, df, dg = (float(fn(t[i])) for fn in (flow.g, flow.f, flow.df, flow.dg))
+        noise = (x_t[i] - f * x0[i]).reshape(groups, dim)
+        np.testing.assert_allclose(noise, np.asarray(noise_all[i]).reshape(groups, dim), atol=1e-5)
+        speed = ((target[i] - df * x0[i]) / dg).reshape(groups, dim)
+        flag = np.asarray(flag_all[i]).reshape(groups, dim)
+        assert np.all(flag == flag[:, :1])
+        on_sphere = flag[:, 0]
+        norm = np.linalg.norm(noise, axis=1)
+        assert np.all(norm <= flow.c * clock * (1 + 1e-5))
+        m = math.exp(-flow.a * clock)
+        assert abs(on_sphere.sum() - groups * m) <= 5 * math.sqrt(groups * m * (1 - m)) + 1
+        np.testing.assert_allclose(norm[on_sphere], flow.c * clock, rtol=1e-5)
+        np.testing.assert_allclose(speed[on_sphere], flow.c * noise[on_sphere] / norm[on_sphere, None], atol=1e-4)
+        drawn = np.asarray(noise_all[i]).reshape(groups, dim)  # the float32 draw itself
+        v = np.asarray(flight.velocity(drawn, clock, a=flow.a, c=flow.c, dim=dim))
+        np.testing.assert_allclose(speed[~on_sphere], v[~on_sphere], atol=1e-4 * flow.c)
+        var = _flight_variance(clock, flow.a, flow.c, dim)
+        assert abs(noise.var() - var) <= 5 * math.sqrt(2 * var * var / noise.size) + 1e-9
+    prior = np.asarray(flow.prior_sample(jax.random.PRNGKey(4), (64, groups * dim // 64)), np.float64)
+    var = _flight_variance(float(flow.g(flow.T)), flow.a, flow.c, dim)
+    assert abs(prior.var() - var) <= 5 * math.sqrt(2 * var * var / prior.size)
+    assert np.all(np.linalg.norm(prior.reshape(-1, dim), axis=1) <= flow.c * (1 + 1e-5))
+
+
+def test_planar_flight_noise_on_2d_points_is_isotropic():
+    """toy2d with noise_dim = 2: each point's noise angle is uniform (KS) and stays in the disc
+    |x| <= c t, unlike two 1-D Kac processes, which fill the square |x_i| <= c t."""
+    from scipy import stats
+
+    n, clock = 20_000, 0.2
+    radius = {}
+    for dim in (1, 2):
+        x = np.asarray(KacFlow(noise_dim=dim).noise(jax.random.PRNGKey(3), jnp.full((n,), clock), (n, 2))[0])
+        radius[dim] = np.linalg.norm(x, axis=1) / (3.0 * clock)
+    angles = np.arctan2(x[:, 1], x[:, 0])
+    assert stats.kstest(angles, stats.uniform(-np.pi, 2 * np.pi).cdf).pvalue > 1e-4
+    assert radius[2].max() <= 1 + 1e-6 and radius[1].max() > 1.3
+
+
+@pytest.mark.parametrize("dim", [2, 4])
+def test_flight_noise_is_drawn_per_example_whatever_the_device_layout(dim):
+    """Example i's flights come from the i-th split key alone: the same on 1 or 8 devices."""
+    flow, shape = KacFlow(noise_dim=dim), (16, 8, 8, 1)
+    key, clock = jax.random.PRNGKey(5), jnp.linspace(0.0, 1.0, shape[0])
+    plain = flow.noise(key, clock, shape)
+    keys = jax.random.split(key, shape[0])
+    x, on_sphere = flight.sample(keys[7], clock[7], (64 // dim, dim), a=flow.a, c=flow.c, dim=dim)
+    np.testing.assert_array_equal(plain[0][7].ravel(), np.asarray(x).ravel())
+    np.testing.assert_array_equal(plain[1][7].ravel(), np.repeat(np.asarray(on_sphere), dim))
+    for devices in (jax.devices()[:1], jax.devices()):
+        sharded = flow.noise(key, clock, shape, mesh=parallel.make_mesh(devices))
+        for got, want in zip(sharded, plain):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_noise_dim_is_checked():
+    with pytest.raises(ValueError, match="no closed form"):
+        KacFlow(noise_dim=3)
+    for bad in (0, 8, 2.0, True):
+        with pytest.raises(ValueError, match="dim must be one of"):
+            KacFlow(noise_dim=bad)
+    with pytest.raises(ValueError, match=r"use noise_dim in \[1, 2\]"):
+        KacFlow(noise_dim=4).check_example_shape((2,))
+    with pytest.raises(ValueError, match="groups each example"):
+        KacFlow(noise_dim=4).noise(jax.random.PRNGKey(0), jnp.ones(3), (3, 6))
+    assert KacFlow.from_config({"noise_dim": 2, "a": 9.0}).noise_dim == 2
+    assert KacFlow(a=9.0, c=3.0).limit_variance_rate == KacFlow(a=9.0, c=3.0, noise_dim=2).limit_variance_rate
+    assert KacFlow(a=9.0, c=3.0).limit_variance_rate == KacFlow(a=4.5, c=3.0, noise_dim=4).limit_variance_rate

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import collectives_in_loops, tiny_config
 from kacjax.core import guidance
-from kacjax.training import parallel, setup, steps, train_state
+from kacjax.training import parallel, rundir, setup, steps, train_state
 from kacjax.training.checkpoint import CheckpointError, Checkpointer, abstract_like
 from kacjax.training.logs import MetricWriter
 from kacjax.training.loop import NonFiniteError, TrainingInterrupted, fit
@@ -201,6 +201,8 @@ def test_guidance_combines_both_branches_in_one_call():
         ("flow", "g_schedule", "cubic", "g_schedule"),
         ("train", "warmup_steps", -1, "warmup_steps"),
         ("data", "target", "spiral", "toy2d target"),
+        ("flow", "noise_dim", 3, "no closed form"),
+        ("flow", "noise_dim", 4, r"examples of shape \(2,\) have 2; use noise_dim in \[1, 2\]"),
     ],
 )
 def test_impossible_config_values_are_refused(tmp_path, section, key, value, match):
@@ -222,6 +224,17 @@ def test_checkpoint_from_another_architecture_is_refused(tmp_path):
     other.model.hidden = 64
     with pytest.raises(CheckpointError, match="model"):
         train_teacher(other, str(tmp_path))
+
+
+def test_checkpoints_written_before_noise_dim_existed_keep_their_architecture():
+    """A saved flow section without ``noise_dim`` is the 1-D Kac flow: it matches noise_dim=1 only."""
+    saved = tiny_config().to_dict()
+    del saved["flow"]["noise_dim"]
+    rundir.check_architecture(saved, tiny_config(), "W", "remedy")
+    flights = tiny_config()
+    flights.flow.noise_dim = 2
+    with pytest.raises(CheckpointError, match="noise_dim"):
+        rundir.check_architecture(saved, flights, "W", "remedy")
 
 
 def test_conditional_model_needs_labelled_data(tmp_path):

@@ -14,7 +14,9 @@ def base_config() -> ConfigDict:
     c.seed = 0
     c.pipeline = ("train", "sample")
 
-    c.flow = ConfigDict(dict(a=9.0, c=3.0, T=1.0, f_schedule="linear", g_schedule="t"))
+    # noise_dim: 1, a Kac process per coordinate (the papers); 2 or 4, a random flight per group of
+    # that many consecutive coordinates (kacjax.core.flow).
+    c.flow = ConfigDict(dict(a=9.0, c=3.0, T=1.0, f_schedule="linear", g_schedule="t", noise_dim=1))
 
     c.data = ConfigDict(dict(name="digits"))
 

@@ -1,11 +1,17 @@
-"""The Kac flow: data carried to Kac noise by independent 1-D Kac processes.
+"""The Kac flow: data carried to Kac noise by 1-D Kac processes or by random flights.
 
-Forward process, per coordinate: ``x_t = f(t) x0 + K(g(t))`` for ``t`` in ``[0, T]``,
-with ``K`` a Kac process (rate ``a``, speed ``c``). The regression target of Kac flow
-matching is ``u* = f'(t) x0 + g'(t) v(g(t), K)`` with ``v`` the Kac velocity
-(:func:`kacjax.core.kac.velocity`), evaluated with the sampler's atom flag.
-Generation integrates ``dx/dt = u(x, t)`` from ``T`` down to 0, starting from the
-prior ``K(g(T))``.
+Forward process: ``x_t = f(t) x0 + K(g(t))`` for ``t`` in ``[0, T]``, with ``K`` Kac noise
+(rate ``a``, speed ``c``). The regression target of Kac flow matching is
+``u* = f'(t) x0 + g'(t) v(g(t), K)`` with ``v`` the noise's exact velocity, evaluated with
+the sampler's boundary flag. Generation integrates ``dx/dt = u(x, t)`` from ``T`` down to 0,
+starting from the prior ``K(g(T))``.
+
+``noise_dim`` says what carries the coordinates. ``1`` (the papers' choice): an independent
+1-D Kac process per coordinate (:mod:`kacjax.core.kac`). ``2`` or ``4``: one random flight
+per group of ``noise_dim`` consecutive coordinates of each example's row-major (C order)
+flattening, e.g. horizontally adjacent pixel pairs of a one-channel ``(H, W, 1)`` image, or
+the point itself for 2-D toy data (:mod:`kacjax.core.flight`). The same grouping serves
+the noise, the target and the prior.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import jax.numpy as jnp
 
 from jax.sharding import PartitionSpec
 
-from kacjax.core import kac
+from kacjax.core import flight, kac
 
 F_SCHEDULES = ("linear", "exp")
 G_SCHEDULES = ("t", "t2")
+NOISE_DIMS = (1, *flight.DIMS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,10 @@ class KacFlow:
       f_schedule: ``"linear"`` (``f = 1 - t/T``, the prior is pure noise) or
         ``"exp"`` (``f = exp(-t)``; the prior then ignores the ``f(T) x0`` term).
       g_schedule: ``"t"`` (``g = t``) or ``"t2"`` (``g = T (t/T)^2``).
+      noise_dim: 1 (a Kac process per coordinate), 2 or 4 (a random flight per group of
+        that many consecutive coordinates; see the module docstring). A coordinate of a
+        flight of rate ``a`` has the long-time variance of a 1-D process of rate
+        ``a noise_dim / 2``.
     """
 
     a: float = 9.0
@@ -43,6 +54,7 @@ class KacFlow:
     T: float = 1.0
     f_schedule: str = "linear"
     g_schedule: str = "t"
+    noise_dim: int = 1
 
     def __post_init__(self):
         kac.check_positive(a=self.a, c=self.c, T=self.T)
@@ -50,6 +62,33 @@ class KacFlow:
             raise ValueError(f"f_schedule must be one of {F_SCHEDULES}, got {self.f_schedule!r}")
         if self.g_schedule not in G_SCHEDULES:
             raise ValueError(f"g_schedule must be one of {G_SCHEDULES}, got {self.g_schedule!r}")
+        d = self.noise_dim
+        if d != 1 or isinstance(d, bool) or not isinstance(d, int):
+            try:
+                flight.check_dim(d)
+            except ValueError as e:
+                raise ValueError(f"noise_dim must be 1 (a Kac process per coordinate) or a flight's dim: {e}") from None
+
+    @property
+    def limit_variance_rate(self) -> float:
+        """``sigma^2`` with which each noise coordinate behaves like ``sigma W(t)`` at long times:
+        ``c^2 / a`` for Kac processes, ``2 c^2 / (a noise_dim)`` for random flights."""
+        rate = self.a if self.noise_dim == 1 else self.a * self.noise_dim / 2
+        return self.c * self.c / rate
+
+    @property
+    def noise_name(self) -> str:
+        """What carries the coordinates, in words (for reports)."""
+        return {1: "Kac", 2: "planar flight", 4: "4-D flight"}[self.noise_dim]
+
+    def check_example_shape(self, shape) -> None:
+        """Raises ValueError unless an example of ``shape`` splits into groups of ``noise_dim`` coordinates."""
+        size = math.prod(shape)
+        if size % self.noise_dim:
+            fits = [d for d in NOISE_DIMS if size % d == 0]
+            raise ValueError(f"flow.noise_dim={self.noise_dim} groups each example's coordinates in "
+                             f"{self.noise_dim}s, but examples of shape {tuple(shape)} have {size}; "
+                             f"use noise_dim in {fits}")
 
     @classmethod
     def from_config(cls, cfg) -> "KacFlow":
@@ -81,27 +120,50 @@ class KacFlow:
         return 2.0 * t / self.T
 
     def noise(self, key, clock, shape, *, mesh=None):
-        """Exact Kac noise ``K(clock)``, drawn example by example.
+        """Exact noise ``K(clock)``, drawn example by example.
 
         Args:
           key: PRNG key; example ``i`` uses the ``i``-th of ``jax.random.split(key, B)``,
             so a draw does not depend on the batch's layout over devices.
-          clock: Kac times >= 0, shape ``(B,)``.
-          shape: ``(B, ...)``.
+          clock: noise times >= 0, shape ``(B,)``.
+          shape: ``(B, ...)``; each example's size must be divisible by ``noise_dim``.
           mesh: optional mesh that shards the batch; each device then draws its own
             rows (see :func:`per_example`).
 
         Returns:
-          ``(noise, on_atom)`` of ``shape`` (float, bool).
+          ``(noise, on_boundary)`` of ``shape`` (float, bool): the flag marks draws with no
+          switch (on ``+-c clock``, or on the flight's sphere: then every coordinate of
+          the group is flagged).
         """
-        size = math.prod(shape[1:])
+        self.check_example_shape(shape[1:])
+        size, d = math.prod(shape[1:]), self.noise_dim
 
         def one(k, s):  # flat draws: sampler blocks span the whole example
-            x, on_atom = kac.sample(k, s, (size,), a=self.a, c=self.c)
-            return x.reshape(shape[1:]), on_atom.reshape(shape[1:])
+            if d == 1:
+                x, on_boundary = kac.sample(k, s, (size,), a=self.a, c=self.c)
+            else:
+                x, on_sphere = flight.sample(k, s, (size // d, d), a=self.a, c=self.c, dim=d)
+                on_boundary = jnp.repeat(on_sphere, d)
+            return x.reshape(shape[1:]), on_boundary.reshape(shape[1:])
 
         keys = jax.random.split(key, shape[0])
         return per_example(one, mesh)(keys, jnp.broadcast_to(clock, shape[:1]))
+
+    def noise_velocity(self, noise, clock, on_boundary):
+        """The exact velocity ``v(clock, K)`` of draws from :meth:`noise`, of ``noise``'s shape ``(B, ...)``.
+
+        ``clock`` is ``(B,)``; ``on_boundary`` is :meth:`noise`'s flag, which alone decides the
+        draws without a switch (speed ``c``).
+        """
+        B = noise.shape[0]
+        if self.noise_dim == 1:
+            clock = clock.reshape((B,) + (1,) * (noise.ndim - 1))
+            return kac.velocity(noise, clock, a=self.a, c=self.c, on_atom=on_boundary)
+        d = self.noise_dim
+        rows = noise.reshape(B, -1, d)
+        on_sphere = on_boundary.reshape(B, -1, d)[..., 0]
+        v = flight.velocity(rows, clock[:, None], a=self.a, c=self.c, dim=d, on_sphere=on_sphere)
+        return v.reshape(noise.shape)
 
     def prior_sample(self, key, shape, *, mesh=None):
         """Draws the prior ``K(g(T))`` of ``shape`` ``(B, ...)`` (exact Kac noise; see :meth:`noise`)."""
@@ -121,13 +183,13 @@ class KacFlow:
         Returns:
           ``(x_t, target)``, both of ``x0``'s shape: ``x_t = f x0 + K(g(t))`` and
           ``target = f' x0 + g' v(g(t), K)``, with ``v`` evaluated on the sampled
-          noise and its atom flag (never re-derived from ``x_t``).
+          noise and its boundary flag (never re-derived from ``x_t``).
         """
         t = t.astype(x0.dtype)
         clock = self.g(t)
-        noise, on_atom = self.noise(key, clock, x0.shape, mesh=mesh)
-        t, clock = (jnp.reshape(v, v.shape + (1,) * (x0.ndim - v.ndim)) for v in (t, clock))
-        speed = kac.velocity(noise, clock, a=self.a, c=self.c, on_atom=on_atom)
+        noise, on_boundary = self.noise(key, clock, x0.shape, mesh=mesh)
+        speed = self.noise_velocity(noise, clock, on_boundary)
+        t = jnp.reshape(t, t.shape + (1,) * (x0.ndim - t.ndim))
         x_t = self.f(t) * x0 + noise
         target = self.df(t) * x0 + self.dg(t) * speed
         return x_t, target

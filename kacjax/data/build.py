@@ -33,6 +33,7 @@ _IMAGE_KEYS = {
     "num_threads": 8,
 }
 IMAGE_NAMES = ("cifar10", "celeb_a", "lsun/bedroom")
+_DIGITS_SHAPE = (8, 8, 1)  # kacjax.data.digits' images, known without importing scikit-learn (2 s)
 NAMES = ("digits", "toy2d") + IMAGE_NAMES
 
 
@@ -81,6 +82,20 @@ def check_data_config(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if name == "toy2d":
         toy2d.check_args(options["target"], float(options["mode_std"]))
     return options
+
+
+def example_shape(data_cfg: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of one example of the configured dataset, read from the config alone (no data)."""
+    options = check_data_config(data_cfg)
+    name = data_cfg["name"]
+    if name == "digits":
+        return _DIGITS_SHAPE
+    if name == "toy2d":
+        return Toy2dSource.shape
+    from kacjax.data import tfds_source
+
+    size = options["image_size"] or tfds_source.IMAGE_DATASETS[name].image_size
+    return (size, size, 3)
 
 
 def build_source(data_cfg: Mapping[str, Any]):

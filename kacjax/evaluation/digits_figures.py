@@ -50,8 +50,9 @@ def velocity(path: str, profile: dict) -> None:
     fig, (left, right) = subplots(2, (10.5, 3.8))
     noise = profile["noise"]
     left.loglog(noise["clock"], noise["brownian_rms"], "--", color="C3", label="Brownian limit, RMS σ/(2√s)")
-    left.loglog(noise["clock"], noise["kac_rms"], "o-", ms=3, color="C0", label="Kac, RMS |v(s, K(s))|")
-    left.loglog(noise["clock"], noise["kac_max"], "-", lw=0.8, color="C0", alpha=0.6, label="Kac, largest |v|")
+    name = noise.get("noise", "Kac")
+    left.loglog(noise["clock"], noise["kac_rms"], "o-", ms=3, color="C0", label=f"{name}, RMS |v(s, K(s))|")
+    left.loglog(noise["clock"], noise["kac_max"], "-", lw=0.8, color="C0", alpha=0.6, label=f"{name}, largest |v|")
     left.axhline(noise["c"], color="k", lw=0.8, ls=":", label=f"speed bound c = {noise['c']:g}")
     left.set(xlabel="noise clock s = g(t) (data end at 0)", ylabel="|velocity|",
              title="noise velocity near the data end")

@@ -155,7 +155,7 @@ def nfe_report(config, workdir: str) -> dict:
     flow = teacher.flow
     clocks = np.geomspace(1e-3, float(flow.g(flow.T)), 40)
     noise_key = jax.random.PRNGKey(config.seed + 12)
-    velocity = {"noise": velocity_profile.noise_speeds(noise_key, clocks, a=flow.a, c=flow.c),
+    velocity = {"noise": velocity_profile.noise_speeds(noise_key, clocks, flow),
                 "teacher": velocity_profile.teacher_speeds(teacher, np.asarray(fine.trajectory)[:, :_GRID],
                                                            fine.times, labels[:_GRID], w)}
     report = {"num_samples": num, "w": float(w), "rows": rows, "sweep": sweep, "stability": stability,

@@ -22,7 +22,8 @@ def write(path: str, config, report: dict, table: str) -> None:
         "# kacjax on digits: Kac flow teacher and DistillKac students",
         "",
         f"Made {time.strftime('%Y-%m-%d %H:%M')} from `{os.path.dirname(os.path.abspath(path))}`.",
-        f"Teacher: {tr.num_steps} steps of Kac flow matching (a = {config.flow.a:g}, c = {config.flow.c:g}). "
+        f"Teacher: {tr.num_steps} steps of Kac flow matching (a = {config.flow.a:g}, c = {config.flow.c:g}, "
+        f"noise: {report['velocity']['noise']['noise']}). "
         f"Distillation chain: {_chain(config)}.",
         f"Every row is scored on {report['num_samples']} samples (labels cycling 0-9, the same prior draws for "
         "every model) by a small digits classifier: FD-digits, the Fréchet distance of its hidden features to "

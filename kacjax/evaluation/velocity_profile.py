@@ -4,8 +4,8 @@ The noise part of the flow-matching target is ``g'(t) v(g(t), K)``, with ``v`` t
 velocity ``E[V | K = x]``, bounded by ``c``. In the diffusion limit (``a, c -> inf`` with
 ``c^2 / a = sigma^2``) the noise is ``sigma W`` and its velocity is ``x / (2 s)``, whose
 RMS over ``x ~ sigma W(s)`` is ``sigma / (2 sqrt(s))``: it grows without bound as the
-noise clock ``s -> 0``, the data end. :func:`noise_speeds` measures the Kac side with the
-exact sampler; :func:`teacher_speeds` measures what a trained network learned, along its
+noise clock ``s -> 0``, the data end (random flights have the same limit, with their own
+``sigma``). :func:`noise_speeds` measures the Kac side with the exact sampler; :func:`teacher_speeds` measures what a trained network learned, along its
 own sampling path.
 """
 
@@ -15,28 +15,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kacjax.core import kac
 from kacjax.core.guidance import velocity_field
 
 
-def noise_speeds(key, clocks, *, a: float, c: float, num: int = 4096) -> dict:
-    """RMS and largest ``|v(s, K(s))|`` over ``num`` exact Kac draws at each noise clock ``s``.
+def noise_speeds(key, clocks, flow, *, num: int = 4096) -> dict:
+    """RMS and largest per-coordinate ``|v(s, K(s))|`` over ``num`` exact noise coordinates at each
+    noise clock ``s``, for the flow's noise (Kac processes or random flights, ``flow.noise_dim``).
 
     Args:
-      key: PRNG key; clocks: ``(S,)`` noise times ``s > 0``; a, c: the Kac parameters.
+      key: PRNG key; clocks: ``(S,)`` noise times ``s > 0``; flow: the :class:`~kacjax.core.flow.KacFlow`.
 
     Returns:
-      ``{"clock", "kac_rms", "kac_max", "brownian_rms", "c"}``: lists of length ``S``
-      (``brownian_rms = sigma / (2 sqrt(s))`` with ``sigma^2 = c^2 / a``) and the bound ``c``.
+      ``{"clock", "kac_rms", "kac_max", "brownian_rms", "c", "noise"}``: lists of length ``S``
+      (``brownian_rms = sigma / (2 sqrt(s))`` with ``sigma^2`` the noise's per-coordinate limit
+      variance rate), the bound ``c`` and the noise's name.
     """
-    s = jnp.asarray(clocks, jnp.float32)[:, None]
-    x, on_atom = kac.sample(key, s, (s.shape[0], num), a=a, c=c)
-    speed = jnp.abs(kac.velocity(x, s, a=a, c=c, on_atom=on_atom))
-    sigma = np.sqrt(c * c / a)
+    s = jnp.asarray(clocks, jnp.float32)
+    x, on_boundary = flow.noise(key, s, (s.shape[0], num))
+    speed = np.abs(np.asarray(flow.noise_velocity(x, s, on_boundary)))
+    sigma = np.sqrt(flow.limit_variance_rate)
     return {"clock": np.asarray(clocks, float).tolist(),
-            "kac_rms": np.sqrt(np.mean(np.square(np.asarray(speed)), axis=1)).tolist(),
-            "kac_max": np.max(np.asarray(speed), axis=1).tolist(),
-            "brownian_rms": (sigma / (2.0 * np.sqrt(np.asarray(clocks, float)))).tolist(), "c": float(c)}
+            "kac_rms": np.sqrt(np.mean(np.square(speed), axis=1)).tolist(),
+            "kac_max": np.max(speed, axis=1).tolist(),
+            "brownian_rms": (sigma / (2.0 * np.sqrt(np.asarray(clocks, float)))).tolist(), "c": float(flow.c),
+            "noise": flow.noise_name}
 
 
 def teacher_speeds(gen, trajectory, times, labels, w: float) -> dict:

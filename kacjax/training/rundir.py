@@ -40,6 +40,8 @@ _STAGE_RE = re.compile(r"^stage(\d+)_(\d+)steps$")
 ARCHITECTURE_SECTIONS = ("model", "flow")
 W_EMBEDDING_KEY = "w_embedding"  # set on students by the chain (distill.w_range), not by the user
 COMPUTE_KEYS = ("dtype",)  # model keys that set how the network computes, not what it is
+# keys added after checkpoints were written without them: a missing key means this value
+ADDED_KEYS = {"flow": {"noise_dim": 1}}
 
 
 def latest_step(directory: str) -> Optional[int]:
@@ -130,7 +132,8 @@ def check_architecture(saved_config, config, where: str, remedy: str, ignore=())
     ``ignore``: further model keys not compared.
     """
     for name in ARCHITECTURE_SECTIONS:
-        saved, asked = canonical(saved_config[name], ignore), canonical(config[name], ignore)
+        saved, asked = (canonical({**ADDED_KEYS.get(name, {}), **_section(c[name])}, ignore)
+                        for c in (saved_config, config))
         if saved != asked:
             raise CheckpointError(f"{where} holds a checkpoint for {name}={saved}, but the config asks for "
                                   f"{name}={asked}; {remedy}")

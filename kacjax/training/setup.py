@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from kacjax.core.flow import KacFlow
 from kacjax.core.guidance import takes_w
-from kacjax.data import Input, build_input, check_data_config
+from kacjax.data import Input, build_input, check_data_config, example_shape
 from kacjax.models import build_model
 from kacjax.training import parallel, rundir, steps, train_state
 from kacjax.training.checkpoint import Checkpointer, abstract_like
@@ -35,8 +35,9 @@ def check_train_config(config, mesh=None) -> None:
 
     With a ``mesh``, the global batch must also split evenly over its devices and the processes.
     """
-    KacFlow.from_config(config.flow)
+    flow = KacFlow.from_config(config.flow)
     check_data_config(config.data)
+    flow.check_example_shape(example_shape(config.data))
     nc = config.model.get("num_classes")
     _require(nc is None or nc >= 1, f"model.num_classes must be None or >= 1, got {nc}")
     build_model(config.model)  # unknown names and fields
