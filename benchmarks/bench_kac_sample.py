@@ -11,9 +11,12 @@ one forward pass of a small conv net on the batch as images (defined here).
 Rows: kac.sample (exact, O(1) per draw), on the whole batch and example by example as
 training draws it (KacFlow.noise); optionally the same from another kac.py;
 kac.simulate (explicit switching times, ``--max-flips`` per path); numpy's exact
-Poisson-Beta sampler and numpy path simulation; kac.velocity on the batch.
+Poisson-Beta sampler and numpy path simulation; kac.velocity on the batch. Then random
+flights (kacjax.flight) over groups of 2 and 4 coordinates, and the noise with its exact
+target as training computes it (KacFlow.corrupt) for noise_dim 1, 2 and 4 at the
+variance-matched rates a, a, a / 2, with each flight's cost relative to the 1-D one.
 Timings on a shared 2-core CPU vary by about +-40% between runs: compare rows
-within one run only.
+within one run only; the CPU other processes used during the run is printed.
 """
 
 import argparse
@@ -29,7 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kacjax import kac
+from timing import OtherCpu
+
+from kacjax import flight, kac
 from kacjax.core.flow import KacFlow
 
 
@@ -104,7 +109,11 @@ def main(argv):
     rows = []  # (name, first-call s, sorted per-call s)
 
     def add(name, fn, *fn_args):
-        rows.append((name, *time_calls(fn, *fn_args, repeats=args.repeats)))
+        with OtherCpu() as other:
+            rows.append((name, *time_calls(fn, *fn_args, repeats=args.repeats)))
+        busy.append(other.cores)
+
+    busy = []  # cores other processes used during each row
 
     add("kac.sample (exact)", jax.jit(lambda k, t: kac.sample(k, t, shape, a=a, c=c)), key, t)
     flow = KacFlow(a=a, c=c)
@@ -134,6 +143,17 @@ def main(argv):
     add("kac.velocity on the batch",
         jax.jit(lambda x, t, m: kac.velocity(x, t, a=a, c=c, on_atom=m)), x, t, on_atom)
 
+    for dim in flight.DIMS:
+        flights = (args.batch, args.dim // dim, dim)
+        add(f"flight.sample (exact), dim={dim}",
+            jax.jit(lambda k, t, flights=flights, dim=dim: flight.sample(k, t, flights, a=a, c=c, dim=dim)), key, t)
+    x0, t_row, corrupt = jnp.zeros(shape), t[:, 0], {}
+    for dim in (1, *flight.DIMS):
+        noise_flow = KacFlow(a=a if dim == 1 else a * 2 / dim, c=c, noise_dim=dim)
+        add(f"KacFlow.corrupt, noise_dim={dim} (a={noise_flow.a:g})",
+            jax.jit(lambda k, x0, t, f=noise_flow: f.corrupt(k, x0, t)), key, x0, t_row)
+        corrupt[dim] = rows[-1][2][len(rows[-1][2]) // 2]
+
     image_shape = (32, 32, 3) if args.dim == 3072 else (args.dim, 1, 1)
     images = jnp.zeros((args.batch, *image_shape))
     net = SmallConvNet()
@@ -149,6 +169,8 @@ def main(argv):
           f"numpy {np.__version__}")
     print(f"batch {args.batch} x {args.dim} = {draws:,} draws, a={a:g} c={c:g}, t ~ U[0, 1] per row; "
           f"median and min of {args.repeats} calls")
+    print(f"other processes: {max(busy):.2f} of {os.cpu_count()} cores at most during a row"
+          f"{'  SHARED: timings inflated' if max(busy) > OtherCpu.SHARED else ''}")
     print(f"forward pass of a {n_params:,}-parameter conv net ({gflop:.1f} GFLOP) on {images.shape}: "
           f"{forward_s * 1e3:.1f} ms (median)")
     print()
@@ -160,6 +182,8 @@ def main(argv):
         print(f"{name:<40} {first * 1e3:8.0f}ms {median * 1e3:7.1f}ms {times[0] * 1e3:7.1f}ms "
               f"{draws / median / 1e6:9.1f} {median / forward_s:9.2f}")
     print(f"\nsimulated paths that needed more than {args.max_flips} flips: {incomplete}")
+    for dim in flight.DIMS:
+        print(f"noise and target, noise_dim={dim} against noise_dim=1: {corrupt[dim] / corrupt[1]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def test_notebooks_are_committed_without_outputs():
 def test_kac_process_notebook_draws_its_figures():
     nb = execute("01_kac_process.ipynb", NUM_DRAWS=20_000, NUM_SIMULATED=20_000)
     assert_no_errors(nb)
-    assert png_count(*nb.cells) == 5  # paths, law, velocity, variance, forward process
-    assert "largest relative difference" in printed(nb)
+    # paths, law, velocity, variance, forward process; planar flights: paths, law, velocity
+    assert png_count(*nb.cells) == 8
+    assert "largest relative difference" in printed(nb) and "largest radial CDF gap" in printed(nb)
 
 
 @pytest.fixture(scope="module")
