@@ -93,6 +93,27 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     assert Checkpointer(dirs[1]).latest_step() == before
 
 
+def test_flight_noise_runs_teacher_to_student_and_is_inherited(tmp_path):
+    """noise_dim = 4 (4-D flights over groups of four pixels): the teacher trains, the chain distils,
+    both checkpoints record the noise, the loaded student's flow draws flights, and a rerun of the
+    teacher with the 1-D noise is refused as another architecture."""
+    config = chain_config(student_steps=(2,), train_steps=(2,), teacher_steps=4)
+    config.flow.update(noise_dim=4, a=4.5)
+    train_teacher(config, str(tmp_path))
+    dirs = distill.run_chain(config, str(tmp_path))
+    for directory in (os.path.join(tmp_path, "teacher"), dirs[0]):
+        assert Checkpointer(directory).read_meta()["config"]["flow"]["noise_dim"] == 4
+    student = kacjax.load(str(tmp_path), -1)
+    assert student.flow.noise_dim == 4 and student.flow.a == 4.5
+    x = student.sample(jax.random.PRNGKey(0), 4, labels=1)
+    assert x.shape == (4, 8, 8, 1) and np.all(np.isfinite(np.asarray(x)))
+    kac_config = chain_config(student_steps=(2,), train_steps=(2,), teacher_steps=4)
+    kac_config.flow.a = 4.5
+    kac_config.train.num_steps = 6
+    with pytest.raises(CheckpointError, match="noise_dim"):
+        train_teacher(kac_config, str(tmp_path))
+
+
 def _stage_run(config, teacher_dir):
     """The first stage's run, set up as the chain sets it up, and its first batch."""
     teacher = Trained.load(os.path.join(teacher_dir, "teacher"))
