@@ -26,11 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kacjax.cli.defaults import load_config
+from kacjax.configs.defaults import load_config
 from kacjax.data import Input, build_input
 from kacjax.data.sources import ArraySource
 from kacjax.evaluation.sampling import generate
-from kacjax.training import parallel, setup
+from kacjax.runtime import parallel
+from kacjax.training import setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Dense bf16 peak TFLOP/s per device (vendor figures), matched against jax's device_kind.

@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 from timing import seconds_per_call
 
-from kacjax.cli.defaults import load_config
+from kacjax.configs.defaults import load_config
 from kacjax.core import samplers
 from kacjax.core.guidance import velocity_field
-from kacjax.training import distill, parallel, rundir, setup
+from kacjax.runtime import parallel
+from kacjax.training import distill, rundir, setup
 from kacjax.training.steps import Stage
 from kacjax.training.trained import Trained
 

@@ -19,7 +19,7 @@ import numpy as np
 from timing import seconds_per_call
 
 from kacjax import fid
-from kacjax.training import parallel
+from kacjax.runtime import parallel
 
 
 def main(argv):

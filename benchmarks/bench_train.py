@@ -20,11 +20,12 @@ import jax.numpy as jnp
 import optax
 from timing import OtherCpu, seconds_per_call
 
-from kacjax.cli.defaults import load_config
+from kacjax.configs.defaults import load_config
 from kacjax.core.flow import sample_times
 from kacjax.data import Input
 from kacjax.data.sources import ArraySource
-from kacjax.training import parallel, setup
+from kacjax.runtime import parallel
+from kacjax.training import setup
 
 
 def main(argv):

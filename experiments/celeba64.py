@@ -10,7 +10,7 @@ UNet: 128 channels, mult 1,2,2,4, 2 res blocks, attention at 16x16 and 8x8, head
 64 channels, scale-shift norm (our choice; the paper's CelebA UNet is not specified).
 """
 
-from kacjax.cli.image_configs import image_config, quick
+from kacjax.configs.images import image_config, quick
 
 
 def get_config(variant: str = ""):

@@ -11,7 +11,7 @@ T = 1, f = 1 - t, g = t, t fed to the embedding as 1000 t. Sampled with AB-2, 10
 w = 1.2 (the best reported CIFAR-10 FID).
 """
 
-from kacjax.cli.image_configs import image_config, quick
+from kacjax.configs.images import image_config, quick
 
 REFERENCE_UNET = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), num_heads=4,
                       dropout=0.1, time_scale=1000.0, num_classes=10)

@@ -17,7 +17,7 @@ horizontally adjacent pixel pairs by planar flights (a = 9), :flight4 groups of 
 Smoke test: experiments/digits.py:quick.
 """
 
-from kacjax.cli.defaults import base_config
+from kacjax.configs.defaults import base_config
 
 
 def get_config(variant: str = ""):

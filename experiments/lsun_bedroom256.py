@@ -10,7 +10,7 @@ Images: shorter side resized to 256, centre crop. UNet (our choice, ADM LSUN-lik
 scale-shift norm, residual up/down sampling, bfloat16 compute.
 """
 
-from kacjax.cli.image_configs import image_config, quick
+from kacjax.configs.images import image_config, quick
 
 
 def get_config(variant: str = ""):

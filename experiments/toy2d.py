@@ -14,7 +14,7 @@ runs/toy2d/toy2d_metrics.json (energy distance, sliced Wasserstein, mode coverag
 sampler, against held-out target samples, next to the untrained model).
 """
 
-from kacjax.cli.defaults import base_config
+from kacjax.configs.defaults import base_config
 
 
 def get_config(variant: str = ""):

@@ -1,18 +1,24 @@
 """kacjax: Kac flow matching and DistillKac in JAX/Flax.
 
-Layers, each importing only those before it:
+Layers, each importing only those before it (``tests/test_layout.py`` holds the rule):
 
-- :mod:`kacjax.core`: the math (Kac process, flow, samplers, guidance); no I/O.
+- :mod:`kacjax.core`: the math (Kac process, random flights, flow, samplers, guidance); no I/O.
+- :mod:`kacjax.runtime`: logging and metric files on process 0, devices and the data-parallel mesh.
 - :mod:`kacjax.models`, :mod:`kacjax.data`: velocity networks; input pipelines.
-- :mod:`kacjax.training`: train state, loop, checkpoints, parallelism, run directory,
-  the setup path, the teacher and the distillation chain.
-- :mod:`kacjax.evaluation`: sampling trained models, metrics, the sample and evaluate modes.
-- :mod:`kacjax.cli`: the command line, its modes and config defaults.
+- :mod:`kacjax.training`: train state, loop, checkpoints, run directory, the setup path, and the
+  ``train`` and ``distill`` modes (the teacher and the distillation chain).
+- :mod:`kacjax.evaluation`: generation, scoring kernels (``metrics/``), one report per experiment
+  (``reports/``) with one writer of report files, and the ``sample``, ``evaluate`` and
+  ``fid_stats`` modes; nothing in it trains.
+- :mod:`kacjax.configs`: the config defaults the experiments and the command line start from.
+- :mod:`kacjax.cli`: the command line, the table of modes and their one validation, and the
+  ``compare_guidance`` mode (it distils, then reports).
 
 For notebooks: :func:`load_config`, :func:`run` (what the command line runs) and :func:`load`.
 
-``kacjax.kac`` and ``kacjax.samplers`` are the public names of :mod:`kacjax.core.kac` and
-:mod:`kacjax.core.samplers`.
+``kacjax.kac``, ``kacjax.samplers``, ``kacjax.flight`` and ``kacjax.fid`` re-export the public
+names (``__all__``) of :mod:`kacjax.core.kac`, :mod:`kacjax.core.samplers`,
+:mod:`kacjax.core.flight` and :mod:`kacjax.evaluation.metrics.fid`.
 """
 
 __version__ = "0.1.0"
@@ -28,7 +34,7 @@ def load(workdir: str, stage: int = 0, *, chain: str = "", dtype: str = "float32
 
 def load_config(spec: str):
     """The config of ``path/to/experiment.py[:variant]``, as the command line reads it."""
-    from kacjax.cli.defaults import load_config as _load_config
+    from kacjax.configs.defaults import load_config as _load_config
 
     return _load_config(spec)
 

@@ -1,7 +1,6 @@
-"""``kacjax.kac``, the public name of :mod:`kacjax.core.kac` (the 1-D Kac process): the same module."""
+"""``kacjax.kac``: the 1-D Kac process (exact sampler, law, velocity), the public names of
+:mod:`kacjax.core.kac`."""
 
-import sys
+from kacjax.core.kac import atom_mass, cdf, check_positive, density, sample, simulate, variance, velocity
 
-from kacjax.core import kac
-
-sys.modules[__name__] = kac
+__all__ = ["sample", "simulate", "density", "atom_mass", "variance", "cdf", "velocity", "check_positive"]

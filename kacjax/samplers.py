@@ -1,7 +1,5 @@
-"""``kacjax.samplers``, the public name of :mod:`kacjax.core.samplers` (ODE samplers): the same module."""
+"""``kacjax.samplers``: ODE samplers with exact NFE counts, the public names of :mod:`kacjax.core.samplers`."""
 
-import sys
+from kacjax.core.samplers import METHODS, Solution, check_method, integrate, nfe, time_grid
 
-from kacjax.core import samplers
-
-sys.modules[__name__] = samplers
+__all__ = ["METHODS", "Solution", "check_method", "nfe", "time_grid", "integrate"]

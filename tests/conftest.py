@@ -10,7 +10,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("KACJAX_CACHE_DIR", tempfile.mkdtemp(prefix="kacjax-test-cache-"))
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 
-from kacjax.training.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)
+from kacjax.runtime.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)
 
 size_cpu_thread_pools()  # 8 fake devices on a 2-core machine: see its docstring
 
@@ -22,8 +22,8 @@ import pytest  # noqa: E402
 def teacher_dir(tmp_path_factory):
     """A workdir holding the teacher of ``helpers.chain_config()`` (4 steps), shared by the distillation tests."""
     from helpers import chain_config
-    from kacjax.training.teacher import train_teacher
+    from kacjax.training.teacher import train
 
     workdir = str(tmp_path_factory.mktemp("teacher"))
-    train_teacher(chain_config(), workdir)
+    train(chain_config(), workdir)
     return workdir

@@ -3,7 +3,7 @@
 import os
 import re
 
-from kacjax.cli.defaults import load_config
+from kacjax.configs.defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TINY = 40  # examples in the tiny TFDS dataset

@@ -10,9 +10,10 @@ import pytest
 import kacjax
 from helpers import chain_config, collectives_in_loops, copy_teacher, tiny_config
 from kacjax.evaluation.generator import Generator
-from kacjax.training import distill, parallel, setup, steps
+from kacjax.runtime import parallel
+from kacjax.training import distill, setup, steps
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
-from kacjax.training.teacher import train_teacher
+from kacjax.training.teacher import train
 from kacjax.training.trained import Trained
 
 
@@ -28,7 +29,7 @@ from kacjax.training.trained import Trained
 def test_impossible_chains_are_refused_before_any_work(tmp_path, kw, match):
     config = chain_config(**kw)
     with pytest.raises(ValueError, match=match):
-        distill.run_chain(config, str(tmp_path))
+        kacjax.run(config, str(tmp_path), ["distill"])
     assert not os.path.exists(tmp_path / "distill")
 
 
@@ -37,12 +38,12 @@ def test_unknown_distill_options_are_refused(tmp_path, key, value):
     config = chain_config()
     config.distill[key] = value
     with pytest.raises(ValueError, match=key):
-        distill.run_chain(config, str(tmp_path))
+        kacjax.run(config, str(tmp_path), ["distill"])
 
 
 def test_missing_teacher_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="no teacher checkpoint"):
-        distill.run_chain(chain_config(), str(tmp_path))
+        distill.distill(chain_config(), str(tmp_path))
     assert not os.path.exists(tmp_path / "distill")
 
 
@@ -59,13 +60,13 @@ def test_chain_refuses_a_teacher_it_cannot_use(tmp_path, teacher_dir, section, k
     config = chain_config()
     config[section][key] = value
     with pytest.raises(CheckpointError, match=match):
-        distill.run_chain(config, str(tmp_path))
+        distill.distill(config, str(tmp_path))
     assert not os.path.exists(tmp_path / "distill")
 
 
 def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     copy_teacher(teacher_dir, str(tmp_path))
-    dirs = distill.run_chain(chain_config(), str(tmp_path))
+    dirs = distill.distill(chain_config(), str(tmp_path))
     assert [os.path.basename(d) for d in dirs] == ["stage1_4steps", "stage2_2steps"]
     meta1 = Checkpointer(dirs[0]).read_meta()
     meta2 = Checkpointer(dirs[1]).read_meta()
@@ -89,7 +90,7 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
         student.sample(jax.random.PRNGKey(0), 5, w=2.0)
     # finished stages are skipped: a rerun changes nothing
     before = Checkpointer(dirs[1]).latest_step()
-    distill.run_chain(chain_config(), str(tmp_path))
+    distill.distill(chain_config(), str(tmp_path))
     assert Checkpointer(dirs[1]).latest_step() == before
 
 
@@ -99,8 +100,8 @@ def test_flight_noise_runs_teacher_to_student_and_is_inherited(tmp_path):
     teacher with the 1-D noise is refused as another architecture."""
     config = chain_config(student_steps=(2,), train_steps=(2,), teacher_steps=4)
     config.flow.update(noise_dim=4, a=4.5)
-    train_teacher(config, str(tmp_path))
-    dirs = distill.run_chain(config, str(tmp_path))
+    train(config, str(tmp_path))
+    dirs = distill.distill(config, str(tmp_path))
     for directory in (os.path.join(tmp_path, "teacher"), dirs[0]):
         assert Checkpointer(directory).read_meta()["config"]["flow"]["noise_dim"] == 4
     student = kacjax.load(str(tmp_path), -1)
@@ -111,7 +112,7 @@ def test_flight_noise_runs_teacher_to_student_and_is_inherited(tmp_path):
     kac_config.flow.a = 4.5
     kac_config.train.num_steps = 6
     with pytest.raises(CheckpointError, match="noise_dim"):
-        train_teacher(kac_config, str(tmp_path))
+        train(kac_config, str(tmp_path))
 
 
 def _stage_run(config, teacher_dir):
@@ -177,9 +178,9 @@ def test_resume_inside_a_stage_matches_an_uninterrupted_chain(tmp_path, teacher_
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     copy_teacher(teacher_dir, a)
     copy_teacher(teacher_dir, b)
-    distill.run_chain(chain_config(train_steps=(4, 4)), a)
-    distill.run_chain(chain_config(train_steps=(4, 2)), b)  # "killed" after 2 steps of stage 2
-    distill.run_chain(chain_config(train_steps=(4, 4)), b)  # resumes stage 2 at step 2
+    distill.distill(chain_config(train_steps=(4, 4)), a)
+    distill.distill(chain_config(train_steps=(4, 2)), b)  # "killed" after 2 steps of stage 2
+    distill.distill(chain_config(train_steps=(4, 4)), b)  # resumes stage 2 at step 2
     for stage in ("stage1_4steps", "stage2_2steps"):
         for x, y in zip(_ema(os.path.join(a, "distill", stage)), _ema(os.path.join(b, "distill", stage))):
             np.testing.assert_array_equal(x, y)
@@ -190,7 +191,7 @@ def test_other_distillation_options_run(tmp_path, teacher_dir, x_source, loss_sp
     copy_teacher(teacher_dir, str(tmp_path))
     config = chain_config(student_steps=(4,), train_steps=(2,), x_source=x_source, loss_space=loss_space,
                           inner_method="midpoint")
-    (out,) = distill.run_chain(config, str(tmp_path))
+    (out,) = distill.distill(config, str(tmp_path))
     meta = Checkpointer(out).read_meta()["student"]
     assert (meta["x_source"], meta["loss_space"], meta["inner_method"]) == (x_source, loss_space, "midpoint")
 
@@ -205,8 +206,8 @@ def test_distilled_student_beats_teacher_at_equal_steps(tmp_path):
                      inner_method="ab2", w=0.0)
     c.distill.train.update(batch_size=256, log_every=200, checkpoint_every=600)
     workdir = str(tmp_path)
-    train_teacher(c, workdir)
-    distill.run_chain(c, workdir)
+    train(c, workdir)
+    distill.distill(c, workdir)
     teacher, student = kacjax.load(workdir, 0), kacjax.load(workdir, 1)
     key, n = jax.random.PRNGKey(3), 2000
     reference = np.asarray(teacher.solve(key, n, steps=100, sampler="ab2").x)

@@ -17,7 +17,7 @@ import scipy.linalg
 
 from helpers import ROOT
 from kacjax import fid
-from kacjax.evaluation import inception
+from kacjax.evaluation.metrics import inception
 
 GOLDEN = os.path.join(ROOT, "tests", "golden", "fid_features.npz")
 
@@ -224,10 +224,10 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
     import jax
 
     from helpers import prepare_tiny_images
-    from kacjax.cli.defaults import load_config
-    from kacjax.evaluation import image_report
-    from kacjax.training.distill import run_chain
-    from kacjax.training.teacher import train_teacher
+    from kacjax.configs.defaults import load_config
+    from kacjax.evaluation.reports import image_fid
+    from kacjax.training.distill import distill
+    from kacjax.training.teacher import train
 
     data_dir = prepare_tiny_images(tmp_path / "tfds")
     overrides = ["--config.data.tfds_name=kacjax_tiny_images", f"--config.data.data_dir={data_dir}",
@@ -236,8 +236,8 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
     config.data.update(tfds_name="kacjax_tiny_images", data_dir=str(data_dir))
     config.evaluate.update(guidance_sweep=(0.0, 10.0), sweep_samplers=("euler",))
     one, eight = tmp_path / "one", tmp_path / "eight"
-    train_teacher(config, str(one))
-    run_chain(config, str(one))
+    train(config, str(one))
+    distill(config, str(one))
     shutil.copytree(one, eight)
 
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC")}
@@ -259,7 +259,7 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
     assert "| teacher | ab2 | 4 | 1.2 | 8 |" in (one / "fid_report.md").read_text()
 
     # 8 devices, killed in the middle of the second row, then rerun: resumes and matches
-    real_generate, calls = image_report.generate, []
+    real_generate, calls = image_fid.generate, []
 
     def dies_on_the_fourth_batch(*args, **kwargs):
         calls.append(1)
@@ -267,12 +267,12 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
             raise KeyboardInterrupt("killed")
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(image_report, "generate", dies_on_the_fourth_batch)
+    monkeypatch.setattr(image_fid, "generate", dies_on_the_fourth_batch)
     with pytest.raises(KeyboardInterrupt):
-        image_report.image_report(config, str(eight), devices=jax.devices())
+        image_fid.run(config, str(eight), devices=jax.devices())
     partials = list((eight / "eval").glob("*.partial.npz"))
     assert len(partials) == 1 and "stage1" in partials[0].name
-    monkeypatch.setattr(image_report, "generate", real_generate)
-    resumed = image_report.image_report(config, str(eight), devices=jax.devices())
+    monkeypatch.setattr(image_fid, "generate", real_generate)
+    resumed = image_fid.run(config, str(eight), devices=jax.devices())
     for a, b in zip(rows + sweep, resumed["rows"] + resumed["sweep"]):
         assert b["fid"] == pytest.approx(a["fid"], rel=1e-4) and b["kid"] == pytest.approx(a["kid"], rel=1e-3, abs=1e-5)

@@ -9,7 +9,7 @@ import pytest
 
 from kacjax import flight, kac
 from kacjax.core.flow import KacFlow, sample_times
-from kacjax.training import parallel
+from kacjax.runtime import parallel
 
 FLOWS = [
     KacFlow(),

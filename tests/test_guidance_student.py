@@ -11,10 +11,11 @@ import pytest
 
 import kacjax
 from helpers import chain_config, copy_teacher
+from kacjax.cli.compare_guidance import compare_guidance
 from kacjax.core import guidance
-from kacjax.evaluation.guidance_report import compare_guidance
 from kacjax.models import build_model
-from kacjax.training import distill, parallel, setup
+from kacjax.runtime import parallel
+from kacjax.training import distill, setup
 from kacjax.training.checkpoint import CheckpointError
 from kacjax.training.trained import Trained
 
@@ -79,7 +80,7 @@ def test_the_first_loss_is_the_guidance_gap_at_the_drawn_weights(teacher_dir):
 def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_dir):
     copy_teacher(teacher_dir, str(tmp_path))
     cond = chain_config(w_range=(0.0, 2.0), name="cond")
-    dirs = distill.run_chain(cond, str(tmp_path))
+    dirs = distill.distill(cond, str(tmp_path))
     assert [os.path.relpath(d, tmp_path) for d in dirs] == ["distill_cond/stage1_4steps", "distill_cond/stage2_2steps"]
     student = kacjax.load(str(tmp_path), -1, chain="cond")
     assert student.sampling.w_range == (0.0, 2.0) and not student.sampling.w_baked
@@ -92,15 +93,15 @@ def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_
     with pytest.raises(ValueError, match=r"serves w in \[0, 2\]"):
         student.sample(key, 4, w=2.5)
     # a fixed-w chain beside it, in distill/: its student refuses w, as before
-    fixed = distill.run_chain(chain_config(), str(tmp_path))
+    fixed = distill.distill(chain_config(), str(tmp_path))
     assert os.path.basename(os.path.dirname(fixed[-1])) == "distill"
     with pytest.raises(ValueError, match="baked in"):
         kacjax.load(str(tmp_path), -1).sample(key, 4, w=1.0)
     # a chain name holding students of other guidance is refused before any work
     with pytest.raises(CheckpointError, match="another distill.name"):
-        distill.run_chain(chain_config(name="cond"), str(tmp_path))
+        distill.distill(chain_config(name="cond"), str(tmp_path))
     with pytest.raises(ValueError, match="w_range"):
-        distill.plan(chain_config(w_range=(2.0, 3.0)))  # the default w must lie in the range
+        distill.check_distill_config(chain_config(w_range=(2.0, 3.0)))  # the default w must lie in the range
 
 
 @pytest.mark.slow
@@ -123,4 +124,4 @@ def test_compare_guidance_scores_one_conditioned_student_against_fixed_ones(tmp_
         assert (tmp_path / f"guidance_report.{ext}").is_file()
     with pytest.raises(ValueError, match="guidance_ws"):
         config.evaluate.guidance_ws = (5.0,)
-        compare_guidance(config, str(tmp_path))
+        kacjax.run(config, str(tmp_path), ["compare_guidance"])

@@ -12,11 +12,12 @@ import pytest
 
 from helpers import collectives_in_loops, tiny_config
 from kacjax.core import guidance
-from kacjax.training import parallel, rundir, setup, steps, train_state
+from kacjax.runtime import parallel
+from kacjax.runtime.logs import MetricWriter
+from kacjax.training import rundir, setup, steps, train_state
 from kacjax.training.checkpoint import CheckpointError, Checkpointer, abstract_like
-from kacjax.training.logs import MetricWriter
 from kacjax.training.loop import NonFiniteError, TrainingInterrupted, fit
-from kacjax.training.teacher import train_teacher
+from kacjax.training.teacher import train
 
 
 def _parts(config, devices):
@@ -72,11 +73,11 @@ def test_cpu_thread_pools_get_two_threads_per_fake_device():
 
 def test_kill_and_resume_continues_exactly(tmp_path):
     full = tiny_config(num_steps=6)
-    train_teacher(full, str(tmp_path / "a"))
+    train(full, str(tmp_path / "a"))
     first = tiny_config(num_steps=4)
-    train_teacher(first, str(tmp_path / "b"))
+    train(first, str(tmp_path / "b"))
     assert Checkpointer(str(tmp_path / "b" / "teacher")).latest_step() == 4
-    resumed = train_teacher(full, str(tmp_path / "b"))
+    resumed = train(full, str(tmp_path / "b"))
     assert int(resumed.step) == 6
     a = Checkpointer(str(tmp_path / "a" / "teacher"))
     b = Checkpointer(str(tmp_path / "b" / "teacher"))
@@ -89,9 +90,9 @@ def test_kill_and_resume_continues_exactly(tmp_path):
 
 def test_checkpoint_from_eight_devices_restores_on_one(tmp_path):
     config = tiny_config(num_steps=2)
-    state8 = train_teacher(config, str(tmp_path), devices=jax.devices())
+    state8 = train(config, str(tmp_path), devices=jax.devices())
     config.train.num_steps = 2  # already done: resume only restores
-    state1 = train_teacher(config, str(tmp_path), devices=jax.devices()[:1])
+    state1 = train(config, str(tmp_path), devices=jax.devices()[:1])
     leaf = jax.tree.leaves(state1.params)[0]
     assert len(leaf.sharding.device_set) == 1
     for a, b in zip(_params(state8), _params(state1)):
@@ -206,24 +207,44 @@ def test_guidance_combines_both_branches_in_one_call():
     ],
 )
 def test_impossible_config_values_are_refused(tmp_path, section, key, value, match):
+    import kacjax
+
     config = tiny_config()
     config[section][key] = value
     with pytest.raises(ValueError, match=match):
-        train_teacher(config, str(tmp_path))
+        kacjax.run(config, str(tmp_path), ["train"])
     assert not os.path.exists(tmp_path / "teacher")
+
+
+def test_a_train_run_checks_its_config_once(tmp_path, monkeypatch):
+    """``kacjax.run`` checks every mode before the first starts; the mode and the setup path do not
+    check again."""
+    import kacjax
+    from kacjax.cli import modes
+
+    check, calls = setup.check_train_config, []
+
+    def counting(config, mesh=None):
+        calls.append(mesh)
+        check(config, mesh)
+
+    monkeypatch.setattr(setup, "check_train_config", counting)
+    monkeypatch.setitem(modes.MODES, "train", modes.Mode(modes.MODES["train"].run, counting))
+    kacjax.run(tiny_config(num_steps=2), str(tmp_path), ["train"])
+    assert len(calls) == 1 and calls[0] is not None  # with the mesh: the batch over the devices too
 
 
 def test_batch_not_divisible_by_devices(tmp_path):
     with pytest.raises(ValueError, match="divisible by the number of devices"):
-        train_teacher(tiny_config(batch_size=12), str(tmp_path))
+        train(tiny_config(batch_size=12), str(tmp_path))
 
 
 def test_checkpoint_from_another_architecture_is_refused(tmp_path):
-    train_teacher(tiny_config(num_steps=2), str(tmp_path))
+    train(tiny_config(num_steps=2), str(tmp_path))
     other = tiny_config(num_steps=4)
     other.model.hidden = 64
     with pytest.raises(CheckpointError, match="model"):
-        train_teacher(other, str(tmp_path))
+        train(other, str(tmp_path))
 
 
 def test_checkpoints_written_before_noise_dim_existed_keep_their_architecture():
@@ -241,7 +262,7 @@ def test_conditional_model_needs_labelled_data(tmp_path):
     config = tiny_config()
     config.model.num_classes = 10  # toy2d is unconditional
     with pytest.raises(ValueError, match="num_classes"):
-        train_teacher(config, str(tmp_path))
+        train(config, str(tmp_path))
 
 
 def _cut_array_files(step_dir):
@@ -258,14 +279,14 @@ def test_damaged_latest_checkpoint_falls_back_loudly_and_training_repairs_it(tmp
     import kacjax
 
     config = tiny_config(num_steps=4)
-    train_teacher(config, str(tmp_path / "intact"))
-    train_teacher(config, str(tmp_path / "cut"))
+    train(config, str(tmp_path / "intact"))
+    train(config, str(tmp_path / "cut"))
     _cut_array_files(tmp_path / "cut" / "teacher" / "4")
     capsys.readouterr()
     gen = kacjax.load(str(tmp_path / "cut"))
     assert gen.step == 2
     assert "checkpoint step 4" in capsys.readouterr().err
-    state = train_teacher(config, str(tmp_path / "cut"))
+    state = train(config, str(tmp_path / "cut"))
     assert "deleting it" in capsys.readouterr().err
     intact = Checkpointer(str(tmp_path / "intact" / "teacher"))
     abstract = abstract_like(jax.eval_shape(lambda s: s, state), parallel.replicated(parallel.make_mesh()))
@@ -279,14 +300,14 @@ def test_bfloat16_computes_in_bf16_with_float32_state_and_samples_in_float32(tmp
     float32; the checkpoint samples in float32 unless asked."""
     import kacjax
     from helpers import ROOT
-    from kacjax.cli.defaults import load_config
+    from kacjax.configs.defaults import load_config
 
     losses = {}
     for dtype in ("float32", "bfloat16"):
         config = load_config(os.path.join(ROOT, "experiments", "digits.py"))
         config.model.update(ch=16, dtype=dtype)
         config.train.update(batch_size=16, num_steps=2, log_every=1, checkpoint_every=2, warmup_steps=0)
-        state = train_teacher(config, str(tmp_path / dtype))
+        state = train(config, str(tmp_path / dtype))
         leaves = jax.tree.leaves((state.params, state.ema_params, state.opt_state))
         assert {x.dtype for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)} == {jnp.dtype("float32")}
         lines = (tmp_path / dtype / "teacher" / "metrics.jsonl").read_text().splitlines()

@@ -6,21 +6,27 @@ KID on image datasets), ``fid_stats`` (the FID reference statistics of the datas
 ``compare_guidance`` (a guidance-conditioned student against fixed-``w`` ones, digits), and
 ``all`` (the config's ``pipeline``, in order). Override any config value with
 ``--config.section.key=value``; pick a config variant with ``CONFIG.py:quick``.
-Every mode resumes from what ``workdir`` already holds.
+Every mode resumes from what ``workdir`` already holds. A command that cannot run (a bad flag,
+config file, variant, key or value; a workdir that is a file, not writable or held by a live run)
+prints one line, ``kacjax: error: ...``, and exits with status 2 having written nothing; a full
+disk ends a run the same way, naming the last intact checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from typing import NoReturn, Optional, Sequence
 
 import jax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from kacjax.training import logs, parallel
+from kacjax.cli import config_values
+from kacjax.runtime import logs, parallel
 
-config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).", lock_config=True)
+flags.DEFINE_string("config", None, "Experiment config file and variant: experiments/NAME.py[:VARIANT]; override "
+                    "its values with --config.section.key=value.")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
 flags.DEFINE_enum("mode", "all", ["all", "train", "distill", "sample", "evaluate", "fid_stats", "compare_guidance"],
                   "What to run (fid_stats: the FID reference statistics of the config's dataset; compare_guidance: "
@@ -38,6 +44,20 @@ flags.DEFINE_string(
 )
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+
+
+def _refuse(err) -> NoReturn:
+    """The one line a command that cannot run prints, and exit status 2."""
+    print(f"kacjax: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _parse_flags(argv: Sequence[str]) -> list:
+    FLAGS.unparse_flags()  # a second run in one process starts from the defaults
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        _refuse(err)
 
 
 def _init_jax() -> None:
@@ -58,26 +78,35 @@ def _init_jax() -> None:
     )
 
 
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main(argv, overrides: Sequence[tuple] = ()) -> None:
+    """Runs the command line's modes with ``overrides`` (``(key, raw value)`` pairs) applied to the config."""
     logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the console
+    if len(argv) > 1:
+        _refuse(f"unexpected arguments {argv[1:]}: kacjax takes only flags (see --help)")
+    try:
+        config = config_values.load(FLAGS.config, overrides)
+    except config_values.ConfigError as err:
+        _refuse(err)
     _init_jax()
     from kacjax.cli.modes import run_pipeline
+    from kacjax.training.checkpoint import is_disk_full
     from kacjax.training.loop import NonFiniteError, TrainingInterrupted
 
-    config, workdir = FLAGS.config, FLAGS.workdir
     modes = tuple(config.pipeline) if FLAGS.mode == "all" else (FLAGS.mode,)
     try:
-        run_pipeline(config, workdir, modes)
+        run_pipeline(config, FLAGS.workdir, modes)
     except TrainingInterrupted as stop:
         logging.warning("%s", stop)
         sys.exit(128 + stop.signum)
     except (ValueError, FileNotFoundError, NonFiniteError) as err:
-        print(f"kacjax: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _refuse(err)
+    except OSError as err:  # a full disk under another write than a checkpoint's
+        if not is_disk_full(err):
+            raise
+        _refuse(f"disk full: {err}; free space, then rerun to resume")
 
 
-def run() -> None:
-    """Console-script entry point."""
-    app.run(main)
+def run(argv: Optional[Sequence[str]] = None) -> None:
+    """Console-script entry point; ``argv`` (default ``sys.argv``) as the command line, program name first."""
+    argv, overrides = config_values.split_overrides(sys.argv if argv is None else argv)
+    app.run(functools.partial(main, overrides=overrides), argv=argv, flags_parser=_parse_flags)

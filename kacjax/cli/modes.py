@@ -1,38 +1,42 @@
 """The modes the command line runs, and the one validation of a config for all of them.
 
-Each mode pairs the function that runs it with the check of every config value it
-reads; :func:`validate` runs the checks of all the modes about to run before the first
-one starts, so a bad value is refused in seconds, with nothing written.
+Each mode pairs the function that runs it, named after it, with the check of every config
+value it reads, ``check(config, mesh)`` for all of them; :func:`validate` runs the checks of
+all the modes about to run before the first one starts, so a bad value is refused in
+seconds, with nothing written. The mode functions do not check again: each value is
+checked once per run.
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional, Sequence
 
-from kacjax.evaluation import guidance_report
-from kacjax.evaluation.evaluate import check_evaluate_config, check_fid_stats_config, evaluate
-from kacjax.evaluation.image_report import write_reference_statistics
-from kacjax.evaluation.write_samples import check_sample_config, write_samples
-from kacjax.training import logs, parallel
-from kacjax.training.distill import check_distill_config, run_chain
+from kacjax.cli.compare_guidance import check_compare_guidance_config, compare_guidance
+from kacjax.cli.config_values import check_numbers
+from kacjax.evaluation.modes import (check_evaluate_config, check_fid_stats_config, check_sample_config, evaluate,
+                                     fid_stats, sample)
+from kacjax.runtime import logs, parallel
+from kacjax.training.distill import check_distill_config, distill
 from kacjax.training.setup import check_train_config
-from kacjax.training.teacher import train_teacher
+from kacjax.training.teacher import train
+from kacjax.training.workdir_lock import hold
 
 
 class Mode(NamedTuple):
-    """``run(config, workdir)`` does the work; ``check(config, mesh)`` raises ValueError first."""
+    """``check(config, mesh)`` raises ValueError for a value the mode cannot use (the batch sizes
+    against ``mesh``); ``run(config, workdir)`` does the work of a config that passed it."""
 
     run: Callable
     check: Callable
 
 
 MODES = {
-    "train": Mode(train_teacher, check_train_config),
-    "distill": Mode(run_chain, check_distill_config),
-    "sample": Mode(write_samples, lambda config, mesh: check_sample_config(config)),
-    "evaluate": Mode(evaluate, lambda config, mesh: check_evaluate_config(config)),
-    "fid_stats": Mode(write_reference_statistics, lambda config, mesh: check_fid_stats_config(config)),
-    "compare_guidance": Mode(guidance_report.compare_guidance, guidance_report.check_config),
+    "train": Mode(train, check_train_config),
+    "distill": Mode(distill, check_distill_config),
+    "sample": Mode(sample, check_sample_config),
+    "evaluate": Mode(evaluate, check_evaluate_config),
+    "fid_stats": Mode(fid_stats, check_fid_stats_config),
+    "compare_guidance": Mode(compare_guidance, check_compare_guidance_config),
 }
 
 
@@ -44,6 +48,7 @@ def validate(config, modes: Sequence[str], *, devices: Optional[Sequence] = None
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise ValueError(f"bad config: unknown modes {unknown} in the pipeline; choose from {list(MODES)}")
+    check_numbers(config)
     mesh = parallel.make_mesh(devices)
     for mode in modes:
         MODES[mode].check(config, mesh)
@@ -57,6 +62,7 @@ def run_pipeline(config, workdir: str, modes: Optional[Sequence[str]] = None) ->
     """
     modes = tuple(config.pipeline if modes is None else modes)
     validate(config, modes)
-    for mode in modes:
-        logs.info(f"{mode} -> {workdir}")
-        MODES[mode].run(config, workdir)
+    with hold(workdir):  # one run per workdir (kacjax.training.workdir_lock)
+        for mode in modes:
+            logs.info(f"{mode} -> {workdir}")
+            MODES[mode].run(config, workdir)

@@ -203,7 +203,7 @@ def per_example(fn, mesh=None):
     count depends on the data (rejection samplers) then stop per device with no collective
     in their condition, which would otherwise cost a cross-device sync per iteration (and
     on XLA:CPU, one more chance of the deadlock that
-    :func:`kacjax.training.parallel.size_cpu_thread_pools` prevents). Each example's result
+    :func:`kacjax.runtime.parallel.size_cpu_thread_pools` prevents). Each example's result
     is independent of how the batch is laid out over devices.
     """
     batched = jax.vmap(fn)

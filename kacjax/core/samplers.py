@@ -19,6 +19,8 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+__all__ = ["METHODS", "Solution", "check_method", "nfe", "time_grid", "integrate"]
+
 METHODS = ("euler", "midpoint", "ab2")
 _NFE_PER_STEP = {"euler": 1, "midpoint": 2, "ab2": 1}
 

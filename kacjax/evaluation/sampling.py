@@ -13,15 +13,6 @@ from kacjax.core import samplers
 from kacjax.core.guidance import network_passes_per_velocity, takes_w, two_branches, velocity_field
 
 
-def check_guidance_sweep(weights, methods) -> None:
-    """Raises ValueError unless ``weights`` are numbers and ``methods`` known samplers."""
-    for method in methods:
-        samplers.check_method(method)
-    for w in weights:
-        if isinstance(w, bool) or not isinstance(w, (int, float)):
-            raise ValueError(f"bad config: evaluate.guidance_sweep holds numbers, got {w!r}")
-
-
 class Generated(NamedTuple):
     """Result of :func:`generate`.
 

@@ -4,23 +4,60 @@ A checkpoint directory holds numbered steps; each step has two items: ``state``
 (the :class:`~kacjax.train_state.TrainState`) and ``meta`` (JSON: the config that
 wrote it and, for distillation students, where their teacher came from). Saves
 are asynchronous and atomic, so a kill at any point leaves the last finished
-save intact. Restores go onto whatever devices the abstract state names, so a
-checkpoint written on 8 devices restores on 1.
+save intact; a full disk ends the run with :class:`DiskFullError`, naming the last intact step.
+Restores go onto whatever devices the abstract state names, so a checkpoint written
+on 8 devices restores on 1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 from typing import Any, Optional
 
 import jax
 import orbax.checkpoint as ocp
 
-from kacjax.training import logs
+from kacjax.runtime import logs
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing or does not fit the current configuration."""
+
+
+class DiskFullError(CheckpointError):
+    """A save found the disk (or the quota) full; the steps finished before it are intact."""
+
+
+def _mentions_disk_full(text: str) -> bool:
+    return any(os.strerror(code) in text for code in _DISK_FULL)
+
+
+def is_disk_full(err: Optional[BaseException]) -> bool:
+    """Whether ``err``, or an exception it was raised from, is a full disk (Orbax and TensorStore wrap it)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if (isinstance(err, OSError) and err.errno in _DISK_FULL) or _mentions_disk_full(str(err)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+class _OrbaxDiskFull(logging.Filter):
+    """Drops Orbax's own reports of a full disk (a traceback per save thread): DiskFullError says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return "orbax" not in record.pathname or not (is_disk_full(exc) or _mentions_disk_full(record.getMessage()))
+
+
+_ORBAX_DISK_FULL = _OrbaxDiskFull()
 
 
 def abstract_like(tree, sharding):
@@ -37,6 +74,7 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        logging.getLogger("absl").addFilter(_ORBAX_DISK_FULL)  # Orbax logs through absl; added once
 
     def latest_step(self) -> Optional[int]:
         return self._manager.latest_step()
@@ -45,9 +83,10 @@ class Checkpointer:
         """Starts an asynchronous save of ``state`` and ``meta`` at ``step`` (no-op if it exists)."""
         if step in self._manager.all_steps():
             return
-        self._manager.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        )
+        with self._disk_full_ends_run():  # a save also finishes the previous one
+            self._manager.save(
+                step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+            )
 
     def read_meta(self, step: Optional[int] = None) -> dict:
         """The JSON saved with ``step`` (default: the latest)."""
@@ -101,7 +140,21 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Blocks until pending saves are on disk."""
-        self._manager.wait_until_finished()
+        with self._disk_full_ends_run():
+            self._manager.wait_until_finished()
+
+    @contextlib.contextmanager
+    def _disk_full_ends_run(self):
+        """Turns a full disk under a save into :class:`DiskFullError`, naming the last intact step."""
+        try:
+            yield
+        except Exception as err:
+            if not is_disk_full(err):
+                raise
+            intact = self.latest_step()
+            kept = "no step is saved yet" if intact is None else f"step {intact} is the last intact one"
+            raise DiskFullError(f"disk full while saving a checkpoint in {self.directory}: {kept}; "
+                                "free space, then rerun to resume") from err
 
     def close(self) -> None:
         self._manager.close()

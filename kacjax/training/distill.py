@@ -29,12 +29,9 @@ from kacjax.training.steps import LOSS_SPACES, X_SOURCES, Stage
 from kacjax.training.trained import Trained
 
 
-def plan(config) -> list:
-    """The chain as a list of :class:`~kacjax.training.steps.Stage`.
-
-    Raises ValueError for an impossible chain, naming the first bad stage (a step count
-    that is not a whole multiple of the next), or for bad distillation values.
-    """
+def _check_chain(config) -> None:
+    """Raises ValueError for an impossible chain, naming the first bad stage (a step count that is
+    not a whole multiple of the next), or for bad distillation values."""
     d = config.distill
     grids = (d.teacher_steps, *d.student_steps)
     n = len(d.student_steps)
@@ -65,14 +62,19 @@ def plan(config) -> list:
                          f"w={d.w}, got {w_range}")
     if not (isinstance(d.name, str) and re.fullmatch(r"[\w.-]*", d.name)):
         raise ValueError(f"bad distill config: name must be '' or letters, digits, '.', '-' and '_', got {d.name!r}")
-    stages = []
     for k in range(n):
         if d.train_steps[k] < 0 or not d.learning_rates[k] > 0:
             raise ValueError(f"bad distill config: stage {k + 1} needs train_steps >= 0 and learning_rate > 0")
-        stages.append(Stage(index=k + 1, teacher_steps=grids[k], student_steps=grids[k + 1],
-                            inner_steps=grids[k] // grids[k + 1], num_steps=int(d.train_steps[k]),
-                            learning_rate=float(d.learning_rates[k])))
-    return stages
+
+
+def plan(config) -> list:
+    """The chain of a config that :func:`check_distill_config` passed, as a list of
+    :class:`~kacjax.training.steps.Stage`."""
+    d = config.distill
+    grids = (d.teacher_steps, *d.student_steps)
+    return [Stage(index=k + 1, teacher_steps=grids[k], student_steps=grids[k + 1], inner_steps=grids[k] // grids[k + 1],
+                  num_steps=int(d.train_steps[k]), learning_rate=float(d.learning_rates[k]))
+            for k in range(len(d.student_steps))]
 
 
 def _with_stage_train(config, stage: Stage):
@@ -84,13 +86,12 @@ def _with_stage_train(config, stage: Stage):
     return cfg
 
 
-def check_distill_config(config, mesh=None) -> list:
-    """:func:`plan`, and the checks of the ``train`` values every stage will run with (and, with a
-    ``mesh``, of its batch over the devices); returns the stages."""
-    stages = plan(config)
-    for stage in stages:
+def check_distill_config(config, mesh=None) -> None:
+    """Raises ValueError for an impossible chain or bad distillation values, and for ``train``
+    values a stage would run with (with a ``mesh``, a batch that does not split over it)."""
+    _check_chain(config)
+    for stage in plan(config):
         setup.check_train_config(_with_stage_train(config, stage), mesh)
-    return stages
 
 
 def stage_config(config, stage: Stage, teacher: Trained):
@@ -141,9 +142,10 @@ def _finished_teacher(layout: rundir.RunDir, config) -> int:
     return latest
 
 
-def run_chain(config, workdir: str, *, devices: Optional[Sequence] = None) -> list:
-    """Runs (or resumes) every distillation stage; returns the stage directories."""
-    stages = check_distill_config(config)
+def distill(config, workdir: str, *, devices: Optional[Sequence] = None) -> list:
+    """The ``distill`` mode: runs (or resumes) every stage of a config that :func:`check_distill_config`
+    passed (:func:`kacjax.run` checks every mode first); returns the stage directories."""
+    stages = plan(config)
     layout = rundir.RunDir(workdir)
     _finished_teacher(layout, config)
     d = config.distill

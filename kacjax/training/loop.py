@@ -14,9 +14,9 @@ from typing import Callable, Iterator
 import jax
 import numpy as np
 
-from kacjax.training import parallel
+from kacjax.runtime import parallel
+from kacjax.runtime.logs import MetricWriter
 from kacjax.training.checkpoint import Checkpointer
-from kacjax.training.logs import MetricWriter
 
 
 class TrainingInterrupted(Exception):

@@ -7,6 +7,7 @@ Layout of a workdir (docs/rundir.md)::
     distill_<name>/stage<k>_<M>steps/   the stages of the chain named ``name`` (``distill.name``)
     samples/<run>_<method><steps>_w<w>.{png,npz}   the ``sample`` mode's output
     <report>.{json,md,png}          the ``evaluate`` mode's reports
+    run.lock                        who runs here (host, pid, since): one run per workdir
 
 Every checkpoint step holds the item ``meta`` (JSON), built here and nowhere else:
 
@@ -36,6 +37,7 @@ TEACHER_DIR = "teacher"
 DISTILL_DIR = "distill"
 SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
+LOCK_FILE = "run.lock"  # kacjax.training.workdir_lock
 _STAGE_RE = re.compile(r"^stage(\d+)_(\d+)steps$")
 ARCHITECTURE_SECTIONS = ("model", "flow")
 W_EMBEDDING_KEY = "w_embedding"  # set on students by the chain (distill.w_range), not by the user

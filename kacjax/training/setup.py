@@ -21,7 +21,8 @@ from kacjax.core.flow import KacFlow
 from kacjax.core.guidance import takes_w
 from kacjax.data import Input, build_input, check_data_config, example_shape
 from kacjax.models import build_model
-from kacjax.training import parallel, rundir, steps, train_state
+from kacjax.runtime import parallel
+from kacjax.training import rundir, steps, train_state
 from kacjax.training.checkpoint import Checkpointer, abstract_like
 
 
@@ -169,11 +170,11 @@ def _state(checkpointer: Optional[Checkpointer], config, model, tx, shape, condi
 
 def teacher_run(config, *, devices: Optional[Sequence] = None, checkpointer: Optional[Checkpointer] = None,
                 data: Optional[Input] = None) -> Run:
-    """A teacher's run from ``config`` (checked first), resuming from ``checkpointer`` when it holds a step.
+    """A teacher's run from ``config`` (one :func:`check_train_config` passed), resuming from
+    ``checkpointer`` when it holds a step.
 
     ``data`` replaces the config's input (benchmarks feed synthetic images this way).
     """
-    check_train_config(config)
     tr = config.train
     mesh = parallel.make_mesh(devices)
     if data is None:

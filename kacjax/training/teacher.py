@@ -9,13 +9,13 @@ from kacjax.training.checkpoint import Checkpointer
 from kacjax.training.loop import fit_run
 
 
-def train_teacher(config, workdir: str, *, devices: Optional[Sequence] = None):
-    """Trains (or resumes) the teacher of ``workdir``; returns the final state.
+def train(config, workdir: str, *, devices: Optional[Sequence] = None):
+    """The ``train`` mode: trains (or resumes) the teacher of ``workdir``; returns the final state.
 
-    The step is :func:`kacjax.training.steps.make_train_step`; checkpoints, metrics and
-    the metadata go where :class:`kacjax.training.rundir.RunDir` says.
+    ``config`` has passed :func:`kacjax.training.setup.check_train_config` (:func:`kacjax.run`
+    checks every mode first). The step is :func:`kacjax.training.steps.make_train_step`;
+    checkpoints, metrics and the metadata go where :class:`kacjax.training.rundir.RunDir` says.
     """
-    setup.check_train_config(config)
     tr = config.train
     directory = rundir.RunDir(workdir).teacher
     checkpointer = Checkpointer(directory, keep=tr.keep_checkpoints)

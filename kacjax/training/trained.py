@@ -10,7 +10,8 @@ from ml_collections import ConfigDict
 
 from kacjax.core.flow import KacFlow
 from kacjax.models import build_model
-from kacjax.training import parallel, rundir, setup, train_state
+from kacjax.runtime import parallel
+from kacjax.training import rundir, setup, train_state
 from kacjax.training.checkpoint import Checkpointer
 
 

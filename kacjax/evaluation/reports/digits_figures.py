@@ -1,9 +1,9 @@
-"""The figures of the digits report (:mod:`kacjax.evaluation.nfe_report`), from its rows."""
+"""The figures of the digits report (:mod:`kacjax.evaluation.reports.digits`) and of the guidance
+report (:mod:`kacjax.evaluation.reports.guidance`), from their rows."""
 
 from __future__ import annotations
 
-
-from kacjax.evaluation.plots import save, subplots
+from kacjax.evaluation.artifacts import save, subplots
 
 
 def quality(path: str, rows, sweep) -> None:

@@ -2,29 +2,57 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 
-def _chain(config) -> str:
-    d = config.distill
-    grids = " → ".join(str(k) for k in (d.teacher_steps, *d.student_steps))
-    guidance = (f"guidance-conditioned students, w ∈ [{d.w_range[0]:g}, {d.w_range[1]:g}] (default {d.w:g})"
-                if d.w_range else f"w = {d.w:g} baked into the students")
-    return f"{grids} steps, {d.inner_method} inside each teacher step, {guidance}"
+@dataclasses.dataclass(frozen=True)
+class PageFacts:
+    """What the page says about the run beyond the report's numbers (all read from the config).
+
+    Attributes:
+      teacher_train_steps: ``train.num_steps``; a, c: the flow's switching rate and speed.
+      grids: the chain's step counts, ``(distill.teacher_steps, *distill.student_steps)``.
+      inner_method, w, w_range: the chain's inner sampler and guidance (``distill``).
+      reference_steps: the steps of the teacher the rows are compared to (``evaluate.teacher_steps``).
+    """
+
+    teacher_train_steps: int
+    a: float
+    c: float
+    grids: tuple
+    inner_method: str
+    w: float
+    w_range: tuple
+    reference_steps: int
+
+    @classmethod
+    def from_config(cls, config) -> "PageFacts":
+        d = config.distill
+        return cls(teacher_train_steps=config.train.num_steps, a=config.flow.a, c=config.flow.c,
+                   grids=(d.teacher_steps, *d.student_steps), inner_method=d.inner_method, w=d.w,
+                   w_range=tuple(d.w_range), reference_steps=config.evaluate.teacher_steps)
 
 
-def write(path: str, config, report: dict, table: str) -> None:
-    """Writes the page to ``path``; images are linked relative to its directory."""
-    tr, ev = config.train, config.evaluate
+def _chain(facts: PageFacts) -> str:
+    grids = " → ".join(str(k) for k in facts.grids)
+    guidance = (f"guidance-conditioned students, w ∈ [{facts.w_range[0]:g}, {facts.w_range[1]:g}] "
+                f"(default {facts.w:g})" if facts.w_range else f"w = {facts.w:g} baked into the students")
+    return f"{grids} steps, {facts.inner_method} inside each teacher step, {guidance}"
+
+
+def write(path: str, *, facts: PageFacts, report: dict, table: str) -> None:
+    """Writes the page of ``report`` (the digits report's dict) with its Markdown ``table`` to ``path``;
+    images are linked relative to its directory."""
     grids = "\n".join(f"| {label} | ![{label}]({name}) |" for label, name in report["grids"].items())
     lines = [
         "# kacjax on digits: Kac flow teacher and DistillKac students",
         "",
         f"Made {time.strftime('%Y-%m-%d %H:%M')} from `{os.path.dirname(os.path.abspath(path))}`.",
-        f"Teacher: {tr.num_steps} steps of Kac flow matching (a = {config.flow.a:g}, c = {config.flow.c:g}, "
+        f"Teacher: {facts.teacher_train_steps} steps of Kac flow matching (a = {facts.a:g}, c = {facts.c:g}, "
         f"noise: {report['velocity']['noise']['noise']}). "
-        f"Distillation chain: {_chain(config)}.",
+        f"Distillation chain: {_chain(facts)}.",
         f"Every row is scored on {report['num_samples']} samples (labels cycling 0-9, the same prior draws for "
         "every model) by a small digits classifier: FD-digits, the Fréchet distance of its hidden features to "
         "the real digits' (an FID analogue: lower is better), and class accuracy.",
@@ -43,7 +71,7 @@ def write(path: str, config, report: dict, table: str) -> None:
         "![quality against steps](nfe_report.png)",
         "",
         "`network passes` counts network evaluations per sample (two per step for a guided teacher). "
-        f"`rms to teacher endpoint`: distance to the teacher's {ev.teacher_steps}-step samples from the same "
+        f"`rms to teacher endpoint`: distance to the teacher's {facts.reference_steps}-step samples from the same "
         "prior draws.",
         "",
         "## Stability along the path",

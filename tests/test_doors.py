@@ -1,0 +1,242 @@
+"""Every door of the command line: a command that cannot run prints one line, exits 2 and writes nothing;
+one run per workdir (a live run refuses a second, a killed one does not); a full disk names the intact step.
+
+The table runs the CLI's entry function in this process (hundreds of cases in seconds); a few real
+``python -m kacjax`` runs show that the command itself behaves the same.
+"""
+
+import errno
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from ml_collections import ConfigDict
+from orbax.checkpoint import handlers
+
+import kacjax
+from helpers import ROOT, user_env
+from kacjax.cli import main as cli
+from kacjax.configs.defaults import load_config
+from kacjax.runtime import logs
+from kacjax.training import workdir_lock
+from kacjax.training.rundir import LOCK_FILE, latest_step
+
+EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py")))
+BAD = ("nan", "inf", "-2", "abc")
+# a tiny teacher: the CLI trains it in seconds
+TINY = ["--config", os.path.join(ROOT, "experiments", "toy2d.py:quick"), "--mode=train", "--config.model.hidden=16",
+        "--config.model.depth=1", "--config.train.batch_size=16", "--config.train.warmup_steps=0",
+        "--config.train.log_every=1", "--config.train.checkpoint_every=2"]
+
+
+def _numeric_keys(config, prefix=""):
+    """``(key, default)`` of every number and every tuple of numbers in ``config``."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for name, value in config.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, ConfigDict):
+            yield from _numeric_keys(value, f"{key}.")
+        elif number(value) or (isinstance(value, tuple) and value and all(map(number, value))):
+            yield key, value
+
+
+def _override(key, default, bad):
+    """``--config.key=bad``; for a tuple, its first element replaced by ``bad``."""
+    if not isinstance(default, tuple):
+        return f"--config.{key}={bad}"
+    elements = ["'abc'" if bad == "abc" else bad, *map(repr, default[1:])]
+    return f"--config.{key}=({','.join(elements)},)"
+
+
+def _table():
+    for path in EXPERIMENTS:
+        name = os.path.basename(path)
+        try:
+            config = load_config(path)
+        except Exception as err:  # noqa: BLE001 - reported by the case below
+            yield pytest.param(path, None, repr(err), id=f"{name}-loads")
+            continue
+        for key, default in _numeric_keys(config):
+            for bad in BAD:
+                yield pytest.param(path, key, _override(key, default, bad), id=f"{name}-{key}={bad}")
+
+
+def _cli(capfd, *args):
+    """``(exit status, stderr, seconds)`` of the command line run in this process."""
+    capfd.readouterr()
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as stop:
+        cli.run(["kacjax", *map(str, args)])
+    return stop.value.code, capfd.readouterr().err, time.monotonic() - start
+
+
+def _assert_refused(code, err, seconds, workdir=None, *, limit=10):
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("kacjax: error: "), (code, err)
+    assert "Traceback" not in err and seconds < limit, (err, seconds)
+    assert workdir is None or not os.path.exists(workdir), os.listdir(workdir)
+    return lines[0]
+
+
+@pytest.mark.parametrize("path,key,override", list(_table()))
+def test_every_bad_number_of_every_experiment_is_refused_in_one_line(capfd, tmp_path, path, key, override):
+    assert key is not None, f"{path} does not load: {override}"
+    workdir = tmp_path / "w"
+    line = _assert_refused(*_cli(capfd, "--config", path, "--workdir", workdir, override), workdir)
+    assert key in line, line
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--config", "experiments/digits.py", "--config.train.bogus=3"],
+     "unknown config key train.bogus; section train has b1, b2, batch_size, checkpoint_every,"),
+    (["--config", "experiments/digits.py", "--config.trian.batch_size=3"], "the config has data, distill, evaluate"),
+    (["--config", "experiments/digits.py", "--config.distill.train=3"], "distill.train is a section"),
+    (["--config", "experiments/nope.py"], "no config file experiments/nope.py; experiments/ holds celeba64.py"),
+    (["--config", "experiments/digits.py:bogus"], "experiments/digits.py: unknown variant 'bogus'; use ''"),
+    (["--config", "experiments/digits.py", "--config.distill.student_steps=abc"], "holds integers like its default"),
+    (["--config", "experiments/digits.py", "--config.distill.w_range=(0,nan)"], "distill.w_range[1] must be a finite"),
+    (["--config", "experiments/digits.py", "--config.sample.stage=-2"], "sample.stage must be >= 0 or -1, got -2"),
+    (["--config", "experiments/digits.py", "--mode=bogus"], "flag --mode=bogus"),
+    (["--config", "experiments/digits.py", "--bogus=1"], "Unknown command line flag 'bogus'"),
+    (["--config", "experiments/digits.py", "extra"], "unexpected arguments ['extra']: kacjax takes only flags"),
+    ([], "Flag --config must have a value"),
+])
+def test_bad_flags_and_configs_are_refused_in_one_line(capfd, tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(ROOT)
+    workdir = tmp_path / "w"
+    assert match in _assert_refused(*_cli(capfd, *args, "--workdir", workdir), workdir)
+
+
+def test_a_workdir_that_is_a_file_or_not_writable_is_refused(capfd, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    line = _assert_refused(*_cli(capfd, *TINY, "--workdir", afile))
+    assert f"workdir {afile} is a file, not a directory" in line and afile.read_text() == "mine"
+    line = _assert_refused(*_cli(capfd, *TINY, "--workdir", afile / "w"))
+    assert f"workdir {afile / 'w'} cannot be written" in line
+    assert "the workdir is empty" in _assert_refused(*_cli(capfd, *TINY, "--workdir="))
+    assert os.listdir(tmp_path) == ["afile"]
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only directories")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o500)
+    line = _assert_refused(*_cli(capfd, *TINY, "--workdir", readonly))
+    assert f"workdir {readonly} cannot be written (Permission denied" in line and not os.listdir(readonly)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--config", "experiments/nope.py"], "no config file experiments/nope.py"),
+    (["--config", "experiments/digits.py:bogus"], "unknown variant 'bogus'"),
+    (["--config", "experiments/digits.py", "--config.train.bogus=3"], "unknown config key train.bogus; section train"),
+])
+def test_the_real_command_refuses_in_one_line(tmp_path, args, match):
+    """The flag-parsing doors of ``python -m kacjax`` itself."""
+    workdir = tmp_path / "w"
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "kacjax", *args, "--workdir", str(workdir)], cwd=ROOT,
+                         env=user_env(), capture_output=True, text=True, timeout=120)
+    assert match in _assert_refused(run.returncode, run.stderr, time.monotonic() - start, workdir)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory):
+    """A workdir whose teacher the command line trained to step 2 (copy it before writing)."""
+    workdir = tmp_path_factory.mktemp("tiny") / "w"
+    with pytest.raises(SystemExit) as stop:
+        cli.run(["kacjax", *TINY, "--workdir", str(workdir), "--config.train.num_steps=2"])
+    assert stop.value.code is None
+    return workdir
+
+
+def _wait_for_holder(workdir, proc, log):
+    lock = os.path.join(workdir, LOCK_FILE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.path.exists(lock) and f'"pid": {proc.pid}' in open(lock).read():
+            return
+        time.sleep(0.1)
+    log.seek(0)
+    raise AssertionError(f"the holder never took the lock:\n{log.read()[-3000:]}")
+
+
+def test_a_live_run_holds_its_workdir_a_killed_one_does_not_and_readers_never_wait(capfd, tmp_path, tiny_teacher):
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_teacher, workdir)
+    log = open(tmp_path / "holder.log", "w+")
+    holder = subprocess.Popen([sys.executable, "-m", "kacjax", *TINY, "--workdir", str(workdir),
+                               "--config.train.num_steps=1000000", "--config.train.checkpoint_every=1000000"],
+                              cwd=ROOT, env=user_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_holder(workdir, holder, log)
+        line = _assert_refused(*_cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=2"))
+        assert f"is in use by another run (host {socket.gethostname()}, process {holder.pid}, since " in line
+        with pytest.raises(workdir_lock.WorkdirError, match=f"process {holder.pid}"):  # Python's door too
+            kacjax.run(kacjax.load_config(TINY[1]), str(workdir), ("train",))
+        assert kacjax.load(str(workdir)).step == 2  # a reader does not lock
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    code, err, _ = _cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=2")
+    assert code is None, err
+    assert json.load(open(workdir / LOCK_FILE))["pid"] == os.getpid()
+
+
+def test_a_stale_lock_file_does_not_block_and_only_process_0_holds(tmp_path, monkeypatch, capsys):
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(json.dumps({"host": "lost-host", "pid": 1, "since": "yesterday"}))
+    with workdir_lock.hold(str(tmp_path)):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    with monkeypatch.context() as patch:  # a filesystem without locks: a warning, and the run goes on
+        patch.setattr(workdir_lock.fcntl, "flock", no_locks)
+        with workdir_lock.hold(str(tmp_path)):
+            assert "has no file locks" in capsys.readouterr().err
+    monkeypatch.setattr(workdir_lock.jax, "process_index", lambda: 1)
+    with workdir_lock.hold(str(tmp_path / "other")):
+        assert not (tmp_path / "other").exists()  # process 0 creates and holds it
+    monkeypatch.setattr(workdir_lock.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(workdir_lock.parallel, "process_sum", lambda arrays: {"refused": 1})
+    with pytest.raises(workdir_lock.WorkdirError, match="process 0 could not hold the workdir"):
+        with workdir_lock.hold(str(tmp_path / "other")):
+            pass
+
+
+def test_a_full_disk_names_the_intact_step_and_the_rerun_resumes(capfd, tmp_path, monkeypatch, tiny_teacher):
+    """Resumed at step 2, the save of step 4 finds the disk full in Orbax's save thread, as a real one would."""
+
+    async def full(self, item, directory):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_teacher, workdir)
+    with monkeypatch.context() as patch:
+        patch.setattr(handlers.JsonCheckpointHandler, "_save_fn", full)
+        line = _assert_refused(*_cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=4"), limit=120)
+    assert line == (f"kacjax: error: disk full while saving a checkpoint in {workdir / 'teacher'}: step 2 is the "
+                    "last intact one; free space, then rerun to resume")
+    code, err, _ = _cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=2")  # resumes at step 2
+    assert code is None, err
+    assert latest_step(str(workdir / "teacher")) == 2 and kacjax.load(str(workdir)).step == 2
+
+
+def test_a_full_disk_under_the_metrics_is_one_line_too(capfd, tmp_path, monkeypatch, tiny_teacher):
+    def full(self, step):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_teacher, workdir)
+    monkeypatch.setattr(logs.MetricWriter, "discard_after", full)
+    line = _assert_refused(*_cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=4"), limit=120)
+    assert line == (f"kacjax: error: disk full: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: "
+                    f"'{workdir / 'teacher' / 'metrics.jsonl'}'; free space, then rerun to resume")
