@@ -146,7 +146,7 @@ def test_flight_noise_corrupt_groups_consecutive_coordinates(dim):
     speed c g'), target - f' x0 = g' v with the flight velocity, per-coordinate flight variance; the prior
     has the same law at g(T)."""
     flow = KacFlow(a=9.0 * 2 / dim, c=3.0, noise_dim=dim, g_schedule="t2")
-    rows, groups = 12, 2048
+    rows, groups = 8, 1024
     t = jnp.linspace(0.1, 1.0, rows)
     x0 = jax.random.uniform(jax.random.PRNGKey(1), (rows, 8, groups * dim // 8), minval=-1.0, maxval=1.0)
     x_t, target = flow.corrupt(jax.random.PRNGKey(2), x0, t)
