@@ -15,7 +15,7 @@ from kacjax.cli.compare_guidance import compare_guidance
 from kacjax.core import guidance
 from kacjax.models import build_model
 from kacjax.runtime import parallel
-from kacjax.training import distill, setup
+from kacjax.training import distill, setup, steps
 from kacjax.training.checkpoint import CheckpointError
 from kacjax.training.trained import Trained
 
@@ -28,6 +28,18 @@ def test_guidance_with_one_weight_per_example_equals_one_call_per_weight():
     for i in range(4):
         one = guidance.guided(apply_velocity, x[i:i + 1], t[i:i + 1], y[i:i + 1], float(w[i]), null_label=5)
         np.testing.assert_allclose(out[i:i + 1], one, rtol=1e-6)
+
+
+@pytest.mark.parametrize("w_draw,cdf", [
+    ("uniform", lambda s: s),
+    ("arcsine", lambda s: 2 / np.pi * np.arcsin(np.sqrt(s))),  # the Beta(1/2, 1/2) law
+])
+def test_w_draws_follow_their_law_on_the_range(w_draw, cdf):
+    from scipy import stats
+
+    w = np.asarray(steps.draw_w(jax.random.PRNGKey(0), (20000,), (1.0, 4.0), w_draw, jnp.float32))
+    assert 1.0 <= w.min() and w.max() <= 4.0
+    assert stats.kstest((w - 1.0) / 3.0, cdf).pvalue > 1e-3  # a wrong law of this size fails at p < 1e-10
 
 
 @pytest.mark.parametrize("model_cfg,shape", [

@@ -54,7 +54,8 @@ def base_config() -> ConfigDict:
     # guided with it). x_source: 'forward' (x_t from the forward process) or 'rollout'
     # (teacher trajectories from the prior). loss_space: 'state' or 'velocity'.
     # w_range: () for students with w baked in, or (lo, hi): guidance-conditioned students that
-    # take w as an input (drawn per example from U[lo, hi] in training; w is then their default).
+    # take w as an input (w is then their default), drawn per example in training by w_draw:
+    # 'uniform' (U[lo, hi]) or 'arcsine' (lo + (hi - lo) Beta(1/2, 1/2): the ends drawn most).
     # name: '' keeps the chain in distill/, another name in distill_<name>/ (several chains,
     # one teacher). train: overrides of the `train` section for every stage.
     c.distill = ConfigDict(
@@ -66,6 +67,7 @@ def base_config() -> ConfigDict:
             inner_method="ab2",
             w=0.0,
             w_range=(),
+            w_draw="uniform",
             name="",
             x_source="forward",
             loss_space="state",

@@ -49,6 +49,23 @@ def _solve(key, params, labels, w, *, guided, model, flow, num, shape, method, s
                               return_trajectory=return_trajectory, track_speed=track_speed)
 
 
+def _fastest_run(run, budget_seconds: float = 1.0, max_runs: int = 10):
+    """``(result of the first run, seconds of the fastest)``: ``run()`` again while the runs so far
+    took under ``budget_seconds`` in all. The first run after compiling pays one-off costs
+    (buffer allocation, thread start-up) that would otherwise be charged to a cheap sampler
+    alone; a sampler of a second or more runs once."""
+    result, fastest, total = None, float("inf"), 0.0
+    for _ in range(max_runs):
+        start = time.perf_counter()
+        out = jax.block_until_ready(run())
+        seconds = time.perf_counter() - start
+        result = out if result is None else result
+        fastest, total = min(fastest, seconds), total + seconds
+        if total >= budget_seconds:
+            break
+    return result, fastest
+
+
 def generate(
     key,
     params,
@@ -81,7 +98,8 @@ def generate(
       track_speed: also return each sample's largest velocity component.
       mesh: with a mesh (and ``labels`` sharded on it), each device draws and integrates
         its own rows; the draws are the same as without it.
-      timed: compile first, then time the generation alone (``seconds``).
+      timed: compile first, then time the generation alone (``seconds``: the fastest of the
+        runs that fit in about a second, at least one; see :func:`_fastest_run`).
     """
     static = dict(guided=two_branches(model, w, null_label), model=model, flow=flow, num=num, shape=shape,
                   method=method, steps=steps, null_label=null_label, return_trajectory=return_trajectory,
@@ -90,9 +108,7 @@ def generate(
     seconds = None
     if timed:
         compiled = _solve.lower(key, params, labels, w, **static).compile()
-        start = time.perf_counter()
-        solution = jax.block_until_ready(compiled(key, params, labels, w))
-        seconds = time.perf_counter() - start
+        solution, seconds = _fastest_run(lambda: compiled(key, params, labels, w))
     else:
         solution = _solve(key, params, labels, w, **static)
     nfe = samplers.nfe(method, steps)

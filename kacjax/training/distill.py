@@ -6,7 +6,7 @@ frozen teacher (the teacher model for stage 1, the previous student after that) 
 (:func:`kacjax.training.steps.make_distill_step`). The stage-1 teacher is guided with
 weight ``distill.w``; students bake that guidance in and are sampled with one conditional
 pass per step. With ``distill.w_range = (lo, hi)`` the students are guidance-conditioned
-instead: ``w`` is an input (``model.w_embedding``), drawn per example from ``U[lo, hi]``
+instead: ``w`` is an input (``model.w_embedding``), drawn per example by ``distill.w_draw``
 in training, and any ``w`` in the range is served with one conditional pass per step.
 ``distill.name`` keeps several chains of one teacher apart. Students inherit their
 architecture: ``model``, ``flow`` and the data shape come from the teacher's saved
@@ -25,7 +25,7 @@ from kacjax.core import samplers
 from kacjax.training import rundir, setup
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
 from kacjax.training.loop import fit_run
-from kacjax.training.steps import LOSS_SPACES, X_SOURCES, Stage
+from kacjax.training.steps import LOSS_SPACES, W_DRAWS, X_SOURCES, Stage
 from kacjax.training.trained import Trained
 
 
@@ -60,6 +60,8 @@ def _check_chain(config) -> None:
                         and w_range[0] < w_range[1] and w_range[0] <= d.w <= w_range[1]):
         raise ValueError(f"bad distill config: w_range must be () or (lo, hi) with lo < hi holding the default "
                          f"w={d.w}, got {w_range}")
+    if d.w_draw not in W_DRAWS:
+        raise ValueError(f"bad distill config: w_draw {d.w_draw!r} not in {W_DRAWS}")
     if not (isinstance(d.name, str) and re.fullmatch(r"[\w.-]*", d.name)):
         raise ValueError(f"bad distill config: name must be '' or letters, digits, '.', '-' and '_', got {d.name!r}")
     for k in range(n):
@@ -117,13 +119,15 @@ def stage_config(config, stage: Stage, teacher: Trained):
 
 def _check_provenance(stage_dir: str, config) -> None:
     """A finished or started stage must have been distilled with the config's guidance (``w``,
-    ``w_range``); raises CheckpointError otherwise, before any work on that chain."""
+    ``w_range``, ``w_draw``); raises CheckpointError otherwise, before any work on that chain."""
     if not rundir.has_checkpoint(stage_dir):
         return
     saved = Checkpointer(stage_dir).read_meta()["student"]
     d = config.distill
-    asked = {"w": float(d.w), "w_range": [float(v) for v in d.w_range] or None}
-    found = {"w": saved["w"], "w_range": saved.get("w_range")}
+    asked = {"w": float(d.w), "w_range": [float(v) for v in d.w_range] or None,
+             "w_draw": d.w_draw if d.w_range else None}
+    found = {"w": saved["w"], "w_range": saved.get("w_range"),  # students from before w_draw drew uniformly
+             "w_draw": saved.get("w_draw", "uniform") if saved.get("w_range") else None}
     if found != asked:
         raise CheckpointError(f"{stage_dir} was distilled with {found}, but the config asks for {asked}: "
                               "use another workdir or another distill.name for this chain")
@@ -161,7 +165,8 @@ def distill(config, workdir: str, *, devices: Optional[Sequence] = None) -> list
             checkpointer = Checkpointer(out_dir, keep=cfg.train.keep_checkpoints)
             run = setup.stage_run(cfg, stage, teacher, devices=devices, checkpointer=checkpointer)
             meta = rundir.student_meta(cfg, stage, teacher, w=d.w, w_range=tuple(d.w_range),
-                                       inner_method=d.inner_method, x_source=d.x_source, loss_space=d.loss_space)
+                                       w_draw=d.w_draw, inner_method=d.inner_method, x_source=d.x_source,
+                                       loss_space=d.loss_space)
             fit_run(run, cfg.train, num_steps=stage.num_steps, checkpointer=checkpointer, meta=meta,
                     prefix=f"stage{stage.index}")
             checkpointer.close()

@@ -21,6 +21,7 @@ from kacjax.training import train_state
 
 X_SOURCES = ("forward", "rollout")
 LOSS_SPACES = ("state", "velocity")
+W_DRAWS = ("uniform", "arcsine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,20 @@ def make_train_step(model, flow, tx, *, label_dropout: float, ema_decay: float, 
     return step
 
 
+def draw_w(key, shape, w_range, w_draw: str, dtype) -> jax.Array:
+    """Guidance weights in ``w_range = (lo, hi)`` for a conditioned student's examples, ``shape``.
+
+    ``'uniform'``: ``U[lo, hi]``. ``'arcsine'``: ``lo + (hi - lo) sin^2(pi U / 2)``, the
+    Beta(1/2, 1/2) law, whose density ``1 / (pi sqrt(s (1 - s)))`` puts most draws near the ends,
+    where a student has only one side to interpolate from.
+    """
+    lo, hi = w_range
+    u = jax.random.uniform(key, shape, dtype)
+    if w_draw == "arcsine":
+        u = jnp.square(jnp.sin(0.5 * jnp.pi * u))
+    return lo + (hi - lo) * u
+
+
 def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
     """The teacher's target ``x_hat``: ``steps`` steps of ``method`` from ``x_t`` at ``t`` to ``t - delta``.
 
@@ -80,7 +95,7 @@ def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
 
 
 def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w: float, w_range, inner_method: str,
-                      x_source: str, loss_space: str, ema_decay: float, null_label, mesh=None):
+                      x_source: str, w_draw: str, loss_space: str, ema_decay: float, null_label, mesh=None):
     """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
 
     One step: draw a grid index ``j ~ U{0..M-1}``, ``t = T - j Delta``; ``x_t`` from the
@@ -90,7 +105,7 @@ def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w
     without gradient to ``x_hat``; the student ``model`` predicts ``x_S = x_t - Delta u_S(x_t, t, y)``.
     Loss: ``mean |x_S - x_hat|^2`` (``loss_space='state'``) or ``mean |u_S - (x_t - x_hat) / Delta|^2``
     (``'velocity'``). With ``w_range = (lo, hi)`` the student is guidance-conditioned: each
-    example draws ``w ~ U[lo, hi]``, which guides the teacher (or is its input, when the
+    example draws ``w`` by ``w_draw`` (:func:`draw_w`), which guides the teacher (or is its input, when the
     teacher is itself conditioned) and is the student's input; ``teacher_w`` is unused.
     The teacher's parameters are an argument: never closed over, donated or saved. With
     the training ``mesh``, each device draws the noise of its rows.
@@ -105,7 +120,7 @@ def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w
         B = x0.shape[0]
         j = jax.random.randint(k_index, (B,), 0, M)
         t = flow.T - j.astype(x0.dtype) * delta
-        w = None if w_range is None else jax.random.uniform(jax.random.fold_in(rng, 3), (B,), x0.dtype, *w_range)
+        w = None if w_range is None else draw_w(jax.random.fold_in(rng, 3), (B,), w_range, w_draw, x0.dtype)
         teacher_u = velocity_field(teacher_model, teacher_params, labels, w=teacher_w if w is None else w,
                                    null_label=null_label)
         if x_source == "forward":
