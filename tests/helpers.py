@@ -3,11 +3,20 @@
 import os
 import re
 
+import jax
+
 from kacjax.configs.defaults import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TINY = 40  # examples in the tiny TFDS dataset
 TINY_SIZE = 32
+
+
+# The float64 context manager: jax.enable_x64 from jax 0.8, jax.experimental.enable_x64 before.
+if hasattr(jax, "enable_x64"):
+    enable_x64 = jax.enable_x64
+else:
+    from jax.experimental import enable_x64  # noqa: F401
 
 
 def prepare_tiny_images(data_dir) -> str:

@@ -64,6 +64,7 @@ def test_chain_refuses_a_teacher_it_cannot_use(tmp_path, teacher_dir, section, k
     assert not os.path.exists(tmp_path / "distill")
 
 
+@pytest.mark.compat
 def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     copy_teacher(teacher_dir, str(tmp_path))
     dirs = distill.distill(chain_config(), str(tmp_path))
@@ -133,6 +134,7 @@ def test_no_collective_inside_a_loop_of_the_distill_step(teacher_dir, x_source):
 
 
 @pytest.mark.parametrize("loss_space", steps.LOSS_SPACES)
+@pytest.mark.compat
 def test_student_equal_to_a_one_euler_step_teacher_has_zero_loss(teacher_dir, loss_space):
     """With N = 1 Euler sub-step, no guidance and the student's parameters equal to the teacher's,
     x_S = x_hat: the loss is 0 in state and in velocity space. A student whose velocity is the

@@ -29,6 +29,7 @@ def golden():
 
 
 @pytest.mark.parametrize("name", ["gray8", "noise32", "blocks64x48", "noise128", "smooth299"])
+@pytest.mark.compat
 def test_features_match_the_torchscript_model(golden, name):
     """Every input size and channel count of the golden set; measured max error about 1.3e-5."""
     feats = fid.features(golden[f"images_{name}"], batch_size=2)
@@ -64,6 +65,7 @@ def _tf1_resize_reference(image, out_h, out_w):
 
 
 @pytest.mark.parametrize("in_size,out_size", [(8, 13), (5, 7), (7, 3), (32, 41)])
+@pytest.mark.compat
 def test_resize_is_tf1_bilinear_without_half_pixel_offset(in_size, out_size):
     image = np.random.default_rng(in_size).uniform(0, 255, (in_size, in_size, 3))
     ours = np.asarray(inception.resize_tf1_bilinear(image[None].astype(np.float32), out_size))[0]

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from helpers import enable_x64
 from kacjax import flight
 
 # (a, c, t) spanning a t from 0.1 to 40.
@@ -71,7 +72,7 @@ def test_radius_law_sphere_mass_and_radial_cdf(a, c, t, dim):
     F = np.asarray(radial_cdf(jnp.asarray(r[~on_sphere], jnp.float32), t, a=a, c=c, dim=dim), np.float64)
     assert stats.kstest(F / (1 - m), "uniform").pvalue > 1e-4
     grid = np.linspace(0.0, ct * 1.01, 41)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         got = np.asarray(flight.radial_cdf(grid, t, a=a, c=c, dim=dim))
     np.testing.assert_allclose(got, ref_radial_cdf(grid, t, a, c, dim), atol=1e-5)
 
@@ -119,7 +120,7 @@ def test_directions_are_uniform(dim):
 def test_density_integrates_to_radial_cdf(a, c, t, dim):
     """``S_d r^{d-1} p`` integrated from 0 to r (float64 quadrature) equals ``radial_cdf`` below the
     sphere and reaches ``1 - e^{-at}`` at it (the d = 2 singularity 1/w handled by r = ct sin(phi))."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         ct = c * t
         area = 2 * math.pi if dim == 2 else 2 * math.pi**2  # |S^{d-1}|
         nodes, weights = np.polynomial.legendre.leggauss(200)
@@ -142,7 +143,7 @@ def test_density_integrates_to_radial_cdf(a, c, t, dim):
 @pytest.mark.parametrize("a, c", [(2.0, 1.0), (9.0, 3.0), (25.0, 2.0)])
 def test_velocity_solves_the_continuity_equation(a, c, dim):
     """``dp/dt + r^{1-d} d/dr (r^{d-1} p v_r) = 0`` by central differences (float64), inside the ball."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         t, h = 0.7, 1e-5
         r = np.linspace(0.05, 0.95, 19) * c * t
 
@@ -208,7 +209,7 @@ def test_velocity_bounded_and_finite_in_float32(dim):
     assert np.all(np.isfinite(p32[3:]))  # t >= 1e-6 (below, d = 4's 1/t^3 leaves float32's range)
     speed = np.linalg.norm(v32, axis=-1)
     assert np.all(speed <= c * (1 + 1e-6))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         v64 = np.asarray(flight.velocity(x.astype(np.float64), t.astype(np.float64), a=a, c=c, dim=dim,
                                          on_sphere=flag))
     near = (frac > 1 - 1e-5) & (frac < 1)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import enable_x64
 from kacjax import flight, kac
 from kacjax.core.flow import KacFlow, sample_times
 from kacjax.runtime import parallel
@@ -24,7 +25,7 @@ velocity = jax.jit(kac.velocity)  # one executable for all flows (a, c traced)
 @pytest.mark.parametrize("flow", FLOWS, ids=IDS)
 def test_schedules_and_derivatives(flow):
     """Boundary values, and f', g' against central differences (float64, 1e-8)."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         T = flow.T
         t = jnp.linspace(0.01, 0.99, 15) * T
         h = 1e-6 * T
@@ -40,6 +41,7 @@ def test_schedules_and_derivatives(flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=IDS)
+@pytest.mark.compat
 def test_corrupt_is_data_plus_kac_noise_with_velocity_target(flow):
     """x_t = f x0 + K(g(t)) and target = f' x0 + g' v(g(t), K), per row of times.
 
@@ -78,6 +80,7 @@ def test_corrupt_is_data_plus_kac_noise_with_velocity_target(flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS[:2], ids=IDS[:2])
+@pytest.mark.compat
 def test_prior_sample_law(flow):
     """The prior K(g(T)): mean 0, Kac variance (5 sigma), |x| <= c g(T)."""
     n = 100_000

@@ -20,9 +20,12 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from helpers import enable_x64
 from kacjax import kac
 from kacjax.core import draws
 from kacjax.core import kac as core_kac
+
+pytestmark = pytest.mark.compat  # the core math: also run on the oldest supported versions
 
 # Reference values (double precision) from distillkac.md, section 1:
 # (a, c, t, x, continuous density, velocity, CDF including the atom at -ct).
@@ -125,7 +128,7 @@ def test_reference_table(x64):
     Table entries are rounded to 8 decimals (error <= 5e-9).
     """
     rtol, atol = (1e-6, 1e-8) if not x64 else (1e-8, 6e-9)
-    with jax.enable_x64(x64):
+    with enable_x64(x64):
         dtype = jnp.float64 if x64 else jnp.float32
         for a, c, t, x, p_ref, v_ref, F_ref in TABLE:
             x_ = jnp.asarray([x, -x], dtype)
@@ -182,7 +185,7 @@ def test_float32_against_double_references(a, c):
 
 @pytest.mark.parametrize("a, c", A_C)
 def test_float64_against_double_references(a, c):
-    with jax.enable_x64(True):
+    with enable_x64(True):
         for t in TIMES:
             x = np.concatenate([np.linspace(-0.999, 0.999, 25), [0.3, -0.7]]) * c * t
             x_, t_ = jnp.asarray(x), jnp.asarray(t)
@@ -195,7 +198,7 @@ def test_float64_against_double_references(a, c):
 
 
 def test_cdf_is_monotone_and_its_derivative_is_the_density():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         a, c, t, h = 9.0, 3.0, 0.6, 1e-5
         # 401 points across the cone (ends 1e-12 inside), then 2 just outside.
         x = jnp.append(jnp.linspace(-1, 1, 401) * (1 - 1e-12), jnp.array([-1, 1]) * (1 + 1e-12)) * c * t
@@ -220,7 +223,7 @@ def test_moments_and_atom_mass_formulas():
             want = (c / a) ** 2 * phi
             # float32 flushes values below its smallest normal number (1.2e-38) to 0.
             for x64, rtol, atol in [(False, 1e-6, 1.2e-38), (True, 1e-14, 0.0)]:
-                with jax.enable_x64(x64):
+                with enable_x64(x64):
                     np.testing.assert_allclose(float(kac.variance(t, a=a, c=c)), want, rtol=rtol, atol=atol)
                     mass = float(kac.atom_mass(t, a=a))
                     np.testing.assert_allclose(mass, math.exp(-lam), rtol=rtol, atol=atol)
@@ -244,7 +247,7 @@ def _fields_and_gradients(x, t, a, c):
 @pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
 def test_finite_everywhere(x64):
     """t = 0, x on/near/outside the cone, a t up to 1e4: finite values and gradients."""
-    with jax.enable_x64(x64):
+    with enable_x64(x64):
         dtype = np.float64 if x64 else np.float32
         for a in [0.1, 9.0, 1000.0]:
             for c in [0.5, 3.0]:
@@ -354,7 +357,7 @@ def test_sample_edge_cases_and_float64():
     assert np.all(x == 0) and np.all(on_atom)
     with pytest.raises(ValueError, match="does not broadcast"):
         kac.sample(key, jnp.ones((2, 1)), (2,), a=1.0, c=1.0)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         a, c, t = 9.0, 3.0, 0.5
         x, on_atom = kac.sample(key, t, (N_DRAWS,), a=a, c=c)
         assert x.dtype == jnp.float64
@@ -451,7 +454,7 @@ def _on_stencil(fn, t, x, ht, hx):
 @pytest.mark.parametrize("a, c", PDE_CASES)
 def test_telegrapher_equation(a, c):
     """u_tt + 2a u_t = c^2 u_xx for the density, to 1e-5 of the terms' size."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         t, x = jnp.asarray(PDE_T.ravel()), jnp.asarray(PDE_S.ravel() * c * PDE_T.ravel())
         ht, hx = 2e-4 * t, 2e-4 * c * t
         p0, pt1, pt0, px1, px0 = _on_stencil(lambda x, t: density(x, t, a=a, c=c), t, x, ht, hx)
@@ -466,7 +469,7 @@ def test_telegrapher_equation(a, c):
 @pytest.mark.parametrize("a, c", PDE_CASES)
 def test_continuity_equation(a, c):
     """d_t p + d_x (p v) = 0 for the continuous part, to 1e-5 of the terms' size."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         t, x = jnp.asarray(PDE_T.ravel()), jnp.asarray(PDE_S.ravel() * c * PDE_T.ravel())
         ht, hx = 1e-4 * t, 1e-4 * c * t
         p = _on_stencil(lambda x, t: density(x, t, a=a, c=c), t, x, ht, hx)
@@ -493,7 +496,7 @@ def test_jit_vmap_and_grad():
     dv = jax.jit(jax.vmap(jax.grad(lambda x, t: kac.velocity(x, t, a=a, c=c))))
     inside = jnp.array([0.0, 0.7, -1.2, 1.5 * (1 - 1e-6), 0.99e-4])
     assert bool(jnp.all(jnp.isfinite(dv(inside, jnp.array([0.5, 0.5, 0.5, 0.5, 1e-4 / 3])))))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         xs, ts, h = jnp.array([0.0, 0.7, -1.2, 1.49]), jnp.full(4, 0.5), 1e-6
         fd = (velocity(xs + h, ts, a=a, c=c) - velocity(xs - h, ts, a=a, c=c)) / (2 * h)
         np.testing.assert_allclose(dv(xs, ts), fd, rtol=1e-6)

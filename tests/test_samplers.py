@@ -7,7 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import enable_x64
 from kacjax import samplers
+
+pytestmark = pytest.mark.compat  # the core math: also run on the oldest supported versions
 
 
 def u_cos(x, t):
@@ -22,7 +25,7 @@ def exact(x0, t0, t1):
 @pytest.mark.parametrize("method, order", [("euler", 1), ("midpoint", 2), ("ab2", 2)])
 def test_convergence_order(method, order):
     """Observed order log2(e_n / e_2n) within 0.1 of the nominal one (float64)."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x0 = jnp.array([1.0, -2.0])
         errors = []
         for steps in (20, 40, 80, 160):
@@ -56,7 +59,7 @@ def test_nfe_counts_are_exact(method):
 
 def test_step_formulas_trajectory_and_grid():
     """One hand-computed update per method; trajectory and grid shapes and endpoints."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x0, t0, t1, steps = jnp.array([[0.5, -1.0, 2.0]]), 1.0, 0.2, 4
         h = (t1 - t0) / steps
         xe, xm, xa = (np.asarray(x0),) * 3
@@ -84,7 +87,7 @@ def test_step_formulas_trajectory_and_grid():
 
 def test_per_example_grids_match_separate_runs():
     """(B,) start/end times integrate each example on its own grid."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x = jnp.array([[1.0, 2.0], [-1.0, 0.5], [3.0, -3.0]])
         t_start, t_end = jnp.array([1.0, 0.6, 0.3]), jnp.array([0.0, 0.1, 0.2])
 

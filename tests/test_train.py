@@ -29,6 +29,7 @@ def _params(state):
     return jax.tree.leaves(parallel.to_host(state.params))
 
 
+@pytest.mark.compat
 def test_eight_devices_match_one_device():
     assert jax.device_count() == 8, "conftest should provide 8 fake CPU devices"
     config = tiny_config("digits")
@@ -71,6 +72,7 @@ def test_cpu_thread_pools_get_two_threads_per_fake_device():
         assert parallel.size_cpu_thread_pools(env) is None and "PJRT_NPROC" not in env
 
 
+@pytest.mark.compat
 def test_kill_and_resume_continues_exactly(tmp_path):
     full = tiny_config(num_steps=6)
     train(full, str(tmp_path / "a"))
