@@ -119,6 +119,9 @@ def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
     for linked in ["nfe_report.png", "stability.png", "velocity.png", *(f"samples/{g}" for g in grids)]:
         assert f"]({linked})" in page and (tmp_path / linked).is_file(), linked
     assert "| student (stage 2) | euler | 1 |" in page
+    speedup = report["speedup"]  # 1 pass against the 8-step guided teacher's 16, compiling excluded
+    assert (speedup["student_steps"], speedup["teacher_passes"], speedup["student_passes"]) == (1, 16, 1)
+    assert speedup["speedup"] > 1 and f"{speedup['speedup']:.0f}× the 8-step teacher's" in page
     velocity = report["velocity"]
     assert max(velocity["noise"]["kac_max"]) <= velocity["noise"]["c"] + 1e-5  # |v| <= c, exact draws
     assert velocity["noise"]["brownian_rms"][0] > velocity["noise"]["c"]  # the Brownian limit is unbounded

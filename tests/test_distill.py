@@ -33,7 +33,8 @@ def test_impossible_chains_are_refused_before_any_work(tmp_path, kw, match):
     assert not os.path.exists(tmp_path / "distill")
 
 
-@pytest.mark.parametrize("key,value", [("inner_method", "rk4"), ("x_source", "noise"), ("loss_space", "latent")])
+@pytest.mark.parametrize("key,value", [("inner_method", "rk4"), ("x_source", "noise"), ("loss_space", "latent"),
+                                       ("w_draw", "normal")])
 def test_unknown_distill_options_are_refused(tmp_path, key, value):
     config = chain_config()
     config.distill[key] = value

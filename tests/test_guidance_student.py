@@ -112,6 +112,8 @@ def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_
     # a chain name holding students of other guidance is refused before any work
     with pytest.raises(CheckpointError, match="another distill.name"):
         distill.distill(chain_config(name="cond"), str(tmp_path))
+    with pytest.raises(CheckpointError, match="'w_draw': 'uniform'"):  # drawn uniformly: not resumed as arcsine
+        distill.distill(chain_config(w_range=(0.0, 2.0), name="cond", w_draw="arcsine"), str(tmp_path))
     with pytest.raises(ValueError, match="w_range"):
         distill.check_distill_config(chain_config(w_range=(2.0, 3.0)))  # the default w must lie in the range
 

@@ -38,7 +38,7 @@ NAME = "nfe_report"
 OUTPUTS = (f"{NAME}.md", f"{NAME}.csv", f"{NAME}.png", "stability.png", "velocity.png", "report.md")
 _GRID = 100  # samples in each row's grid (10 per class) and in the velocity profile
 _COLUMNS = ("model", "sampler", "steps", "w", "network_passes", "fd_digits", "accuracy", "rms_to_teacher_endpoint",
-            "seconds_per_1000", "max_speed", "nonfinite")
+            "images_per_s", "max_speed", "nonfinite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,11 +189,26 @@ def score(judge: DigitsJudge, plan: RowPlan, generated: Generated, labels, refer
     row = {"model": plan.model, "sampler": plan.sampler, "steps": plan.steps, "w": float(plan.w),
            "network_passes": generated.network_passes, "fd_digits": judge.frechet(x),
            "accuracy": judge.accuracy(x, labels), "rms_to_teacher_endpoint": _rms(x, reference),
-           "seconds_per_1000": generated.seconds / len(labels) * 1000, "max_speed": float(np.max(speed)),
+           "seconds_per_1000": generated.seconds / len(labels) * 1000, "images_per_s": len(labels) / generated.seconds,
+           "max_speed": float(np.max(speed)),
            "nonfinite": int(nonfinite.sum())}
     logs.info(f"evaluate: {plan.model} {plan.sampler} {plan.steps} steps w={plan.w:g} ({row['network_passes']} "
               f"passes): FD-digits {row['fd_digits']:.3f}, accuracy {row['accuracy']:.3f}")
     return row, x[:_GRID]
+
+
+def speedup(rows: list) -> Optional[dict]:
+    """The fastest student's speed over the reference teacher's (``rows[0]``), both per sample
+    with compiling excluded, with their network passes; None when the chain has no student."""
+    students = [r for r in rows[1:] if r["model"].startswith("student")]
+    if not students:
+        return None
+    fastest = min(students, key=lambda r: r["steps"])
+    teacher = rows[0]
+    return {"student_steps": fastest["steps"], "teacher_steps": teacher["steps"],
+            "student_passes": fastest["network_passes"], "teacher_passes": teacher["network_passes"],
+            "student_images_per_s": fastest["images_per_s"], "teacher_images_per_s": teacher["images_per_s"],
+            "speedup": fastest["images_per_s"] / teacher["images_per_s"]}
 
 
 def stability(path: Generated, fine: Generated, stride: int) -> dict:
@@ -226,8 +241,9 @@ def run(config, workdir: str) -> dict:
     from its saved provenance: the teacher's own sampler, and the guidance weight and inner
     sampler the students of the chain ``config.distill.name`` were distilled with (the
     teacher's configured ``w`` when there is no student). Each row also records the
-    generation's wall time per 1,000 samples, the largest velocity component met and the
-    non-finite samples. A report made from the same checkpoints and settings is reused.
+    generation's speed (images/s and seconds per 1,000, compiling excluded), the largest velocity
+    component met and the non-finite samples; ``speedup`` compares the fewest-step student with
+    the reference teacher. A report made from the same checkpoints and settings is reused.
     """
     s = DigitsSettings.from_config(config)
     layout = RunDir(workdir)
@@ -259,7 +275,7 @@ def run(config, workdir: str) -> dict:
     sweep = [score(judge, plan, solve(plan, key, labels, f"{len(main) + j + 1}/{total}"), labels, reference)[0]
              for j, plan in enumerate(sweep_plans)]
     profile = velocity(models, fine, labels, s.seed)
-    report = {"num_samples": s.num_samples, "w": float(models.w), "rows": rows, "sweep": sweep,
+    report = {"num_samples": s.num_samples, "w": float(models.w), "rows": rows, "sweep": sweep, "speedup": speedup(rows),
               "stability": stability_rows, "velocity": profile, "grids": grids, "fingerprint": fingerprint}
     table = markdown_table(rows + sweep, _COLUMNS)
     write_report(layout, NAME, report, table=(rows + sweep, _COLUMNS), files={

@@ -42,6 +42,15 @@ def _chain(facts: PageFacts) -> str:
     return f"{grids} steps, {facts.inner_method} inside each teacher step, {guidance}"
 
 
+def _speedup(speedup) -> list:
+    if speedup is None:
+        return []
+    s = speedup
+    return ["", f"**Speedup.** The {s['student_steps']}-step student makes {s['student_images_per_s']:,.0f} images/s, "
+            f"{s['speedup']:.0f}× the {s['teacher_steps']}-step teacher's {s['teacher_images_per_s']:,.1f} "
+            f"({s['teacher_passes']} network passes per sample against {s['student_passes']})."]
+
+
 def write(path: str, *, facts: PageFacts, report: dict, table: str) -> None:
     """Writes the page of ``report`` (the digits report's dict) with its Markdown ``table`` to ``path``;
     images are linked relative to its directory."""
@@ -72,7 +81,9 @@ def write(path: str, *, facts: PageFacts, report: dict, table: str) -> None:
         "",
         "`network passes` counts network evaluations per sample (two per step for a guided teacher). "
         f"`rms to teacher endpoint`: distance to the teacher's {facts.reference_steps}-step samples from the same "
-        "prior draws.",
+        "prior draws. `images per s`: one call on all the samples, compiling excluded (the fastest of the "
+        "runs that fit in about a second).",
+        *_speedup(report.get("speedup")),
         "",
         "## Stability along the path",
         "",
