@@ -14,8 +14,8 @@ For each step count k, on one device after compiling, times what ``kacjax`` samp
 next to their parts, timed alone: the prior draw and one network pass (student) or one
 guided evaluation (teacher). ``ratio`` is the sampler's time over prior + k parts; the
 speedup is the 100-step teacher's time over the 1-step student's. The network is untrained
-(its speed is all that matters here). Every figure is the fastest of ``--repeats`` runs
-(the sampler's: of the runs that fit in about a second, at least one).
+(its speed is all that matters here). Every part is the fastest of ``--repeats`` runs; the
+sampler's figure is ``generate``'s own (the fastest of a few runs, one when it takes 10 s or more).
 """
 
 import argparse

@@ -16,12 +16,10 @@ from kacjax.training.distill import check_distill_config, distill
 
 
 def fixed_chain_config(config, w: float):
-    """The config of the fixed-``w`` chain compared at ``w``: the same grids, ``w`` baked in, and stages
-    of ``evaluate.guidance_fixed_train_steps`` steps (default: the conditioned chain's)."""
+    """The config of the fixed-``w`` chain compared at ``w``: the same stages, ``w`` baked in."""
     cfg = copy.deepcopy(config)
     with cfg.unlocked():
-        cfg.distill.update(w=float(w), w_range=(), name=guidance.fixed_chain_name(w),
-                           train_steps=guidance.GuidanceSettings.from_config(config).fixed_train_steps)
+        cfg.distill.update(w=float(w), w_range=(), name=guidance.fixed_chain_name(w))
     return cfg
 
 

@@ -55,7 +55,7 @@ def base_config() -> ConfigDict:
     # (teacher trajectories from the prior). loss_space: 'state' or 'velocity'.
     # w_range: () for students with w baked in, or (lo, hi): guidance-conditioned students that
     # take w as an input (w is then their default), drawn per example in training by w_draw:
-    # 'uniform' (U[lo, hi]) or 'arcsine' (lo + (hi - lo) Beta(1/2, 1/2): the ends drawn most).
+    # 'uniform' (U[lo, hi]) or 'ends' (lo or hi with probability 1/4 each, else U[lo, hi]).
     # name: '' keeps the chain in distill/, another name in distill_<name>/ (several chains,
     # one teacher). train: overrides of the `train` section for every stage.
     c.distill = ConfigDict(

@@ -38,9 +38,11 @@ class GuidanceEmbedding(nn.Module):
         return nn.Dense(self.dim, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="dense_1")(nn.silu(h))
 
 
-def check_conditioning(module: str, num_classes, y, w_embedding: bool, w) -> None:
+def check_conditioning(module: str, num_classes, y, w_embedding: bool, w, w_head: bool = False) -> None:
     """Raises ValueError when labels ``y`` or a guidance weight ``w`` are given to a model
-    that does not take them, or missing for one that does."""
+    that does not take them, or missing for one that does (``w_head`` needs ``w_embedding``)."""
+    if w_head and not w_embedding:
+        raise ValueError(f"the {module}'s w_head scales an output by w: it needs w_embedding=True")
     if num_classes is None and y is not None:
         raise ValueError(f"y was given but the {module} is unconditional (num_classes=None)")
     if num_classes is not None and y is None:

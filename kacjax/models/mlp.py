@@ -19,6 +19,7 @@ class VelocityMLP(nn.Module):
       num_classes: None (unconditional) or the number of classes; index
         ``num_classes`` is the null label used for guidance.
       w_embedding: also take a guidance weight ``w`` ``(B,)`` (a guidance-conditioned student).
+      w_head: with ``w_embedding``, a second zero-initialised output layer scaled by ``w``.
     """
 
     hidden: int = 256
@@ -26,11 +27,12 @@ class VelocityMLP(nn.Module):
     time_scale: float = 1.0
     num_classes: Optional[int] = None
     w_embedding: bool = False
+    w_head: bool = False
 
     @nn.compact
     def __call__(self, x, t, y=None, w=None, *, train: bool = False):
         del train  # no dropout
-        check_conditioning("MLP", self.num_classes, y, self.w_embedding, w)
+        check_conditioning("MLP", self.num_classes, y, self.w_embedding, w, self.w_head)
         emb = nn.Dense(self.hidden)(timestep_embedding(t * self.time_scale, self.hidden))
         if self.num_classes is not None:
             emb = emb + nn.Embed(self.num_classes + 1, self.hidden)(y)
@@ -42,4 +44,6 @@ class VelocityMLP(nn.Module):
             h = nn.silu(h + emb)
             h = nn.Dense(self.hidden)(h)
         out = nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros)(nn.silu(h))
+        if self.w_head:
+            out = out + w[:, None] * nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros, name="w_out")(nn.silu(h))
         return out.reshape(x.shape)

@@ -146,6 +146,8 @@ class UNet(nn.Module):
         plus the NULL label ``num_classes`` used for classifier-free guidance.
       w_embedding: take a guidance weight ``w`` as an input (a guidance-conditioned
         student): its embedding is added to the time embedding.
+      w_head: with ``w_embedding``, a second zero-initialised output conv scaled by ``w``:
+        ``u = conv_out(h) + w conv_w(h)``, the form of the guided velocity itself.
       out_channels: output channels (default: the input's).
       dtype: computation dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
     """
@@ -162,6 +164,7 @@ class UNet(nn.Module):
     time_scale: float = 1.0
     num_classes: Optional[int] = None
     w_embedding: bool = False
+    w_head: bool = False
     out_channels: Optional[int] = None
     dtype: Any = jnp.float32
 
@@ -222,7 +225,7 @@ class UNet(nn.Module):
           ``(B, H, W, out_channels or C)`` float32.
         """
         _, height, width, in_channels = x.shape
-        check_conditioning("UNet", self.num_classes, y, self.w_embedding, w)
+        check_conditioning("UNet", self.num_classes, y, self.w_embedding, w, self.w_head)
         resolutions = self._check(height, width)
         last = len(self.ch_mult) - 1
         block = functools.partial(
@@ -283,4 +286,7 @@ class UNet(nn.Module):
 
         h = nn.silu(_group_norm(h, "norm_out"))
         out = conv3x3(self.out_channels or in_channels, kernel_init=_zeros, name="conv_out")(h)
+        if self.w_head:
+            w_out = conv3x3(self.out_channels or in_channels, kernel_init=_zeros, name="w_out")(h)
+            out = out + w.astype(out.dtype)[:, None, None, None] * w_out
         return out.astype(jnp.float32)

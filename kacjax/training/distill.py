@@ -6,8 +6,8 @@ frozen teacher (the teacher model for stage 1, the previous student after that) 
 (:func:`kacjax.training.steps.make_distill_step`). The stage-1 teacher is guided with
 weight ``distill.w``; students bake that guidance in and are sampled with one conditional
 pass per step. With ``distill.w_range = (lo, hi)`` the students are guidance-conditioned
-instead: ``w`` is an input (``model.w_embedding``), drawn per example by ``distill.w_draw``
-in training, and any ``w`` in the range is served with one conditional pass per step.
+instead: ``w`` is an input (``model.w_embedding``, and ``model.w_head``: an output head
+scaled by ``w``), drawn per example by ``distill.w_draw`` in training, and any ``w`` in the range is served with one conditional pass per step.
 ``distill.name`` keeps several chains of one teacher apart. Students inherit their
 architecture: ``model``, ``flow`` and the data shape come from the teacher's saved
 metadata, and a config asking for another is refused. Each stage writes its own
@@ -104,7 +104,7 @@ def stage_config(config, stage: Stage, teacher: Trained):
     """
     rundir.check_architecture(teacher.config, config, teacher.directory,
                               "a student inherits its teacher's architecture: drop the override at distill time",
-                              ignore=(rundir.W_EMBEDDING_KEY,))
+                              ignore=(rundir.W_EMBEDDING_KEY, rundir.W_HEAD_KEY))
     cfg = _with_stage_train(config, stage)
     with cfg.unlocked():
         for name in rundir.ARCHITECTURE_SECTIONS:
@@ -112,8 +112,9 @@ def stage_config(config, stage: Stage, teacher: Trained):
         for key in rundir.COMPUTE_KEYS:  # how to compute is the current config's choice
             if key in config.model:
                 cfg.model[key] = config.model[key]
-        if config.distill.w_range:  # guidance-conditioned students take w as an input
+        if config.distill.w_range:  # guidance-conditioned students take w as an input, with a w head
             cfg.model[rundir.W_EMBEDDING_KEY] = True
+            cfg.model[rundir.W_HEAD_KEY] = True
     return cfg
 
 

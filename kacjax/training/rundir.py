@@ -41,6 +41,7 @@ LOCK_FILE = "run.lock"  # kacjax.training.workdir_lock
 _STAGE_RE = re.compile(r"^stage(\d+)_(\d+)steps$")
 ARCHITECTURE_SECTIONS = ("model", "flow")
 W_EMBEDDING_KEY = "w_embedding"  # set on students by the chain (distill.w_range), not by the user
+W_HEAD_KEY = "w_head"  # likewise: the w-scaled output head of a conditioned student
 COMPUTE_KEYS = ("dtype",)  # model keys that set how the network computes, not what it is
 # keys added after checkpoints were written without them: a missing key means this value
 ADDED_KEYS = {"flow": {"noise_dim": 1}}

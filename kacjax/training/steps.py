@@ -21,7 +21,7 @@ from kacjax.training import train_state
 
 X_SOURCES = ("forward", "rollout")
 LOSS_SPACES = ("state", "velocity")
-W_DRAWS = ("uniform", "arcsine")
+W_DRAWS = ("uniform", "ends")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,15 +75,17 @@ def make_train_step(model, flow, tx, *, label_dropout: float, ema_decay: float, 
 def draw_w(key, shape, w_range, w_draw: str, dtype) -> jax.Array:
     """Guidance weights in ``w_range = (lo, hi)`` for a conditioned student's examples, ``shape``.
 
-    ``'uniform'``: ``U[lo, hi]``. ``'arcsine'``: ``lo + (hi - lo) sin^2(pi U / 2)``, the
-    Beta(1/2, 1/2) law, whose density ``1 / (pi sqrt(s (1 - s)))`` puts most draws near the ends,
-    where a student has only one side to interpolate from.
+    ``'uniform'``: ``U[lo, hi]``. ``'ends'``: ``lo`` with probability 1/4, ``hi`` with 1/4, else
+    ``U[lo, hi]``: the ends, where a student has only one side to interpolate from, are
+    trained exactly.
     """
     lo, hi = w_range
-    u = jax.random.uniform(key, shape, dtype)
-    if w_draw == "arcsine":
-        u = jnp.square(jnp.sin(0.5 * jnp.pi * u))
-    return lo + (hi - lo) * u
+    k_uniform, k_end = jax.random.split(key)
+    w = lo + (hi - lo) * jax.random.uniform(k_uniform, shape, dtype)
+    if w_draw == "ends":
+        end = jax.random.randint(k_end, shape, 0, 4)
+        w = jnp.where(end == 0, lo, jnp.where(end == 1, hi, w)).astype(dtype)
+    return w
 
 
 def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):

@@ -81,8 +81,8 @@ def write(path: str, *, facts: PageFacts, report: dict, table: str) -> None:
         "",
         "`network passes` counts network evaluations per sample (two per step for a guided teacher). "
         f"`rms to teacher endpoint`: distance to the teacher's {facts.reference_steps}-step samples from the same "
-        "prior draws. `images per s`: one call on all the samples, compiling excluded (the fastest of the "
-        "runs that fit in about a second).",
+        "prior draws. `images per s`: one call on all the samples, compiling excluded (the fastest of a few "
+        "runs; one when it takes 10 s or more).",
         *_speedup(report.get("speedup")),
         "",
         "## Stability along the path",

@@ -42,14 +42,11 @@ class GuidanceSettings:
     Attributes:
       ws: ``evaluate.guidance_ws``, the weights compared; num_samples, teacher_steps: samples
         per row and the reference teacher's steps (``evaluate``).
-      fixed_train_steps: ``evaluate.guidance_fixed_train_steps``, the stage lengths of every
-        fixed-``w`` chain; empty: the conditioned chain's ``distill.train_steps``.
       chain, w_range: ``distill.name`` and ``distill.w_range`` of the conditioned chain.
       dataset: ``data.name``; seed: draws from ``seed + 13``.
     """
 
     ws: tuple
-    fixed_train_steps: tuple
     num_samples: int
     teacher_steps: int
     chain: str
@@ -60,9 +57,7 @@ class GuidanceSettings:
     @classmethod
     def from_config(cls, config) -> GuidanceSettings:
         ev = config.evaluate
-        return cls(ws=tuple(ev.get("guidance_ws", ())),
-                   fixed_train_steps=tuple(ev.get("guidance_fixed_train_steps", ()) or config.distill.train_steps),
-                   num_samples=ev.num_samples, teacher_steps=ev.teacher_steps,
+        return cls(ws=tuple(ev.get("guidance_ws", ())), num_samples=ev.num_samples, teacher_steps=ev.teacher_steps,
                    chain=config.distill.name, w_range=tuple(config.distill.w_range), dataset=config.data.name,
                    seed=config.seed)
 
@@ -113,11 +108,7 @@ def run(config, workdir: str) -> dict:
                                 ("conditioned student", conditioned.solve(key, s.num_samples, labels, w=w)),
                                 ("fixed-w student", fixed.solve(key, s.num_samples, labels))):
             rows.append(score(judge, name, w, generated, labels, reference))
-    budget = {"conditioned_chain": int(sum(config.distill.train_steps)),
-              "fixed_chains": len(ws) * int(sum(s.fixed_train_steps))}
-    logs.info(f"compare_guidance: student training steps: conditioned chain {budget['conditioned_chain']}, "
-              f"fixed-w chains {budget['fixed_chains']} in all")
-    report = {"num_samples": s.num_samples, "w_range": list(s.w_range), "training_steps": budget, "rows": rows}
+    report = {"num_samples": s.num_samples, "w_range": list(s.w_range), "rows": rows}
     write_report(layout, NAME, report, table=(rows, _COLUMNS),
                  files={f"{NAME}.png": functools.partial(digits_figures.guidance, rows=rows)})
     return report
