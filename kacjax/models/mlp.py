@@ -43,7 +43,8 @@ class VelocityMLP(nn.Module):
         for _ in range(self.depth):
             h = nn.silu(h + emb)
             h = nn.Dense(self.hidden)(h)
-        out = nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros)(nn.silu(h))
+        features = nn.silu(h)
+        out = nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros)(features)
         if self.w_head:
-            out = out + w[:, None] * nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros, name="w_out")(nn.silu(h))
+            out = out + w[:, None] * nn.Dense(flat.shape[-1], kernel_init=nn.initializers.zeros, name="w_out")(features)
         return out.reshape(x.shape)

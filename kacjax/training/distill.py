@@ -7,7 +7,8 @@ frozen teacher (the teacher model for stage 1, the previous student after that) 
 weight ``distill.w``; students bake that guidance in and are sampled with one conditional
 pass per step. With ``distill.w_range = (lo, hi)`` the students are guidance-conditioned
 instead: ``w`` is an input (``model.w_embedding``, and ``model.w_head``: an output head
-scaled by ``w``), drawn per example by ``distill.w_draw`` in training, and any ``w`` in the range is served with one conditional pass per step.
+scaled by ``w``), drawn per example by ``distill.w_draw`` in training, and any ``w`` in the
+range is served with one conditional pass per step.
 ``distill.name`` keeps several chains of one teacher apart. Students inherit their
 architecture: ``model``, ``flow`` and the data shape come from the teacher's saved
 metadata, and a config asking for another is refused. Each stage writes its own

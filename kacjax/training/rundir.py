@@ -20,7 +20,8 @@ Every checkpoint step holds the item ``meta`` (JSON), built here and nowhere els
   teacher it learned from (``teacher_dir``, ``teacher_step``, ``teacher_role``) and how
   (``w``, the guidance weight baked in; ``w_range``, null or ``[lo, hi]`` for a
   guidance-conditioned student, which takes any ``w`` in that range and defaults to ``w``;
-  ``w_draw``, how it drew ``w`` in training, null for a fixed-``w`` student; ``inner_method``, ``x_source``, ``loss_space``).
+  ``w_draw``, how it drew ``w`` in training, null for a fixed-``w`` student; ``inner_method``,
+  ``x_source``, ``loss_space``).
 """
 
 from __future__ import annotations
