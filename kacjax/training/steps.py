@@ -80,12 +80,12 @@ def draw_w(key, shape, w_range, w_draw: str, dtype) -> jax.Array:
     trained exactly.
     """
     lo, hi = w_range
+    if w_draw == "uniform":  # from ``key`` itself: the draws of the chains distilled before w_draw existed
+        return lo + (hi - lo) * jax.random.uniform(key, shape, dtype)
     k_uniform, k_end = jax.random.split(key)
+    end = jax.random.randint(k_end, shape, 0, 4)
     w = lo + (hi - lo) * jax.random.uniform(k_uniform, shape, dtype)
-    if w_draw == "ends":
-        end = jax.random.randint(k_end, shape, 0, 4)
-        w = jnp.where(end == 0, lo, jnp.where(end == 1, hi, w)).astype(dtype)
-    return w
+    return jnp.where(end == 0, lo, jnp.where(end == 1, hi, w)).astype(dtype)
 
 
 def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):

@@ -189,8 +189,7 @@ def score(judge: DigitsJudge, plan: RowPlan, generated: Generated, labels, refer
     row = {"model": plan.model, "sampler": plan.sampler, "steps": plan.steps, "w": float(plan.w),
            "network_passes": generated.network_passes, "fd_digits": judge.frechet(x),
            "accuracy": judge.accuracy(x, labels), "rms_to_teacher_endpoint": _rms(x, reference),
-           "seconds_per_1000": generated.seconds / len(labels) * 1000, "images_per_s": len(labels) / generated.seconds,
-           "max_speed": float(np.max(speed)),
+           "images_per_s": len(labels) / generated.seconds, "max_speed": float(np.max(speed)),
            "nonfinite": int(nonfinite.sum())}
     logs.info(f"evaluate: {plan.model} {plan.sampler} {plan.steps} steps w={plan.w:g} ({row['network_passes']} "
               f"passes): FD-digits {row['fd_digits']:.3f}, accuracy {row['accuracy']:.3f}")
@@ -241,7 +240,7 @@ def run(config, workdir: str) -> dict:
     from its saved provenance: the teacher's own sampler, and the guidance weight and inner
     sampler the students of the chain ``config.distill.name`` were distilled with (the
     teacher's configured ``w`` when there is no student). Each row also records the
-    generation's speed (images/s and seconds per 1,000, compiling excluded), the largest velocity
+    generation's speed (images/s, compiling excluded), the largest velocity
     component met and the non-finite samples; ``speedup`` compares the fewest-step student with
     the reference teacher. A report made from the same checkpoints and settings is reused.
     """
