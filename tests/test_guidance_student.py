@@ -92,6 +92,23 @@ def test_the_first_loss_is_the_guidance_gap_at_the_drawn_weights(teacher_dir):
     assert conditioned == pytest.approx(loss[0.5], rel=1e-4)
     spread = _first_loss(chain_config(inner_method="euler", w=0.5, w_range=(0.0, 1.0)), teacher_dir)
     assert 0 < spread < loss[1.0]  # E[w^2] = 1/3 over U[0, 1]: between the two fixed weights' losses
+    # weighting the examples by (1 + w)^-2 leans on the small w, whose gap is small: a smaller loss
+    weighted = _first_loss(chain_config(inner_method="euler", w=0.5, w_range=(0.0, 1.0), w_loss_power=2.0),
+                           teacher_dir)
+    assert 0 < weighted < 0.9 * spread
+
+
+def test_the_loss_weights_each_example_by_its_guidance():
+    squared_error = jax.random.uniform(jax.random.PRNGKey(0), (4, 3, 2))
+    w = jnp.array([0.0, 1.0, 2.0, 3.0])
+    assert steps.weighted_loss(squared_error, None, 2.0) == jnp.mean(squared_error)  # a fixed-w student
+    assert steps.weighted_loss(squared_error, w, 0.0) == jnp.mean(squared_error)  # unweighted, bit for bit
+    per_example = np.asarray(squared_error).reshape(4, -1).mean(axis=1)
+    weights = (1.0 + np.asarray(w)) ** -1.5
+    np.testing.assert_allclose(steps.weighted_loss(squared_error, w, 1.5),
+                               np.sum(weights * per_example) / np.sum(weights), rtol=1e-6)
+    same_w = jnp.full((4,), 2.0)  # one weight for all: the plain mean
+    np.testing.assert_allclose(steps.weighted_loss(squared_error, same_w, 1.5), jnp.mean(squared_error), rtol=1e-6)
 
 
 def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_dir):
@@ -119,6 +136,8 @@ def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_
         distill.distill(chain_config(name="cond"), str(tmp_path))
     with pytest.raises(CheckpointError, match="'w_draw': 'uniform'"):  # drawn uniformly: not resumed otherwise
         distill.distill(chain_config(w_range=(0.0, 2.0), name="cond", w_draw="ends"), str(tmp_path))
+    with pytest.raises(CheckpointError, match="'w_loss_power': 0.0"):  # nor with a loss weighted otherwise
+        distill.distill(chain_config(w_range=(0.0, 2.0), name="cond", w_loss_power=1.0), str(tmp_path))
     with pytest.raises(ValueError, match="w_range"):
         distill.check_distill_config(chain_config(w_range=(2.0, 3.0)))  # the default w must lie in the range
 

@@ -16,10 +16,11 @@ from kacjax.training.distill import check_distill_config, distill
 
 
 def fixed_chain_config(config, w: float):
-    """The config of the fixed-``w`` chain compared at ``w``: the same stages, ``w`` baked in."""
+    """The config of the fixed-``w`` chain compared at ``w``: the same stages, ``w`` baked in
+    (so no loss weighting over ``w``)."""
     cfg = copy.deepcopy(config)
     with cfg.unlocked():
-        cfg.distill.update(w=float(w), w_range=(), name=guidance.fixed_chain_name(w))
+        cfg.distill.update(w=float(w), w_range=(), w_loss_power=0.0, name=guidance.fixed_chain_name(w))
     return cfg
 
 

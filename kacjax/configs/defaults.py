@@ -55,7 +55,8 @@ def base_config() -> ConfigDict:
     # (teacher trajectories from the prior). loss_space: 'state' or 'velocity'.
     # w_range: () for students with w baked in, or (lo, hi): guidance-conditioned students that
     # take w as an input (w is then their default), drawn per example in training by w_draw:
-    # 'uniform' (U[lo, hi]) or 'ends' (lo or hi with probability 1/4 each, else U[lo, hi]).
+    # 'uniform' (U[lo, hi]) or 'ends' (lo or hi with probability 1/4 each, else U[lo, hi]);
+    # w_loss_power p >= 0 weights each example's loss by (1 + w)^-p (0: all w alike).
     # name: '' keeps the chain in distill/, another name in distill_<name>/ (several chains,
     # one teacher). train: overrides of the `train` section for every stage.
     c.distill = ConfigDict(
@@ -68,6 +69,7 @@ def base_config() -> ConfigDict:
             w=0.0,
             w_range=(),
             w_draw="uniform",
+            w_loss_power=0.0,
             name="",
             x_source="forward",
             loss_space="state",

@@ -63,6 +63,9 @@ def _check_chain(config) -> None:
                          f"w={d.w}, got {w_range}")
     if d.w_draw not in W_DRAWS:
         raise ValueError(f"bad distill config: w_draw {d.w_draw!r} not in {W_DRAWS}")
+    if not (isinstance(d.w_loss_power, (int, float)) and d.w_loss_power >= 0 and (d.w_loss_power == 0 or w_range)):
+        raise ValueError(f"bad distill config: w_loss_power must be a number >= 0, and 0 unless w_range = (lo, hi) "
+                         f"(it weights the loss over the drawn w), got {d.w_loss_power!r} with w_range={w_range}")
     if not (isinstance(d.name, str) and re.fullmatch(r"[\w.-]*", d.name)):
         raise ValueError(f"bad distill config: name must be '' or letters, digits, '.', '-' and '_', got {d.name!r}")
     for k in range(n):
@@ -121,15 +124,16 @@ def stage_config(config, stage: Stage, teacher: Trained):
 
 def _check_provenance(stage_dir: str, config) -> None:
     """A finished or started stage must have been distilled with the config's guidance (``w``,
-    ``w_range``, ``w_draw``); raises CheckpointError otherwise, before any work on that chain."""
+    ``w_range``, ``w_draw``, ``w_loss_power``); raises CheckpointError otherwise, before any work on that chain."""
     if not rundir.has_checkpoint(stage_dir):
         return
     saved = Checkpointer(stage_dir).read_meta()["student"]
     d = config.distill
     asked = {"w": float(d.w), "w_range": [float(v) for v in d.w_range] or None,
-             "w_draw": d.w_draw if d.w_range else None}
+             "w_draw": d.w_draw if d.w_range else None, "w_loss_power": float(d.w_loss_power)}
     found = {"w": saved["w"], "w_range": saved.get("w_range"),  # students from before w_draw drew uniformly
-             "w_draw": saved.get("w_draw", "uniform") if saved.get("w_range") else None}
+             "w_draw": saved.get("w_draw", "uniform") if saved.get("w_range") else None,
+             "w_loss_power": saved.get("w_loss_power", 0.0)}  # and from before w_loss_power, unweighted
     if found != asked:
         raise CheckpointError(f"{stage_dir} was distilled with {found}, but the config asks for {asked}: "
                               "use another workdir or another distill.name for this chain")
@@ -167,7 +171,8 @@ def distill(config, workdir: str, *, devices: Optional[Sequence] = None) -> list
             checkpointer = Checkpointer(out_dir, keep=cfg.train.keep_checkpoints)
             run = setup.stage_run(cfg, stage, teacher, devices=devices, checkpointer=checkpointer)
             meta = rundir.student_meta(cfg, stage, teacher, w=d.w, w_range=tuple(d.w_range),
-                                       w_draw=d.w_draw, inner_method=d.inner_method, x_source=d.x_source,
+                                       w_draw=d.w_draw, w_loss_power=float(d.w_loss_power),
+                                       inner_method=d.inner_method, x_source=d.x_source,
                                        loss_space=d.loss_space)
             fit_run(run, cfg.train, num_steps=stage.num_steps, checkpointer=checkpointer, meta=meta,
                     prefix=f"stage{stage.index}")

@@ -20,8 +20,8 @@ Every checkpoint step holds the item ``meta`` (JSON), built here and nowhere els
   teacher it learned from (``teacher_dir``, ``teacher_step``, ``teacher_role``) and how
   (``w``, the guidance weight baked in; ``w_range``, null or ``[lo, hi]`` for a
   guidance-conditioned student, which takes any ``w`` in that range and defaults to ``w``;
-  ``w_draw``, how it drew ``w`` in training, null for a fixed-``w`` student; ``inner_method``,
-  ``x_source``, ``loss_space``).
+  ``w_draw``, how it drew ``w`` in training, null for a fixed-``w`` student; ``w_loss_power``,
+  how its loss weighted the drawn ``w``, 0 for none; ``inner_method``, ``x_source``, ``loss_space``).
 """
 
 from __future__ import annotations
@@ -149,8 +149,8 @@ def teacher_meta(config, shape, num_classes) -> dict:
             "data": {"shape": list(shape), "num_classes": num_classes}}
 
 
-def student_meta(stage_config, stage, teacher, *, w: float, w_range, w_draw: str, inner_method: str,
-                 x_source: str, loss_space: str) -> dict:
+def student_meta(stage_config, stage, teacher, *, w: float, w_range, w_draw: str, w_loss_power: float,
+                 inner_method: str, x_source: str, loss_space: str) -> dict:
     """The JSON beside a student's checkpoints.
 
     ``stage_config`` already carries the teacher's ``model`` and ``flow``; ``stage`` is a
@@ -167,7 +167,8 @@ def student_meta(stage_config, stage, teacher, *, w: float, w_range, w_draw: str
                         teacher_dir=os.path.abspath(teacher.directory), teacher_step=teacher.step,
                         teacher_role=teacher.meta["role"], w=float(w),
                         w_range=[float(v) for v in w_range] if w_range else None,
-                        w_draw=w_draw if w_range else None, inner_method=inner_method,
+                        w_draw=w_draw if w_range else None, w_loss_power=float(w_loss_power),
+                        inner_method=inner_method,
                         x_source=x_source, loss_space=loss_space),
     }
 

@@ -88,6 +88,18 @@ def draw_w(key, shape, w_range, w_draw: str, dtype) -> jax.Array:
     return jnp.where(end == 0, lo, jnp.where(end == 1, hi, w)).astype(dtype)
 
 
+def weighted_loss(squared_error, w, w_loss_power: float) -> jax.Array:
+    """The batch loss of ``squared_error`` ``(B, ...)``: its mean, or for a guidance-conditioned
+    student (``w``, ``(B,)``) with ``w_loss_power = p > 0`` the mean of each example weighted by
+    ``(1 + w)^-p`` and normalised over the batch, so that the large errors of strongly guided
+    targets do not drown the weakly guided ones."""
+    if w is None or w_loss_power == 0:
+        return jnp.mean(squared_error)
+    per_example = jnp.mean(squared_error.reshape(squared_error.shape[0], -1), axis=1)
+    weights = (1.0 + w) ** -w_loss_power
+    return jnp.sum(weights * per_example) / jnp.sum(weights)
+
+
 def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
     """The teacher's target ``x_hat``: ``steps`` steps of ``method`` from ``x_t`` at ``t`` to ``t - delta``.
 
@@ -97,7 +109,8 @@ def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
 
 
 def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w: float, w_range, inner_method: str,
-                      x_source: str, w_draw: str, loss_space: str, ema_decay: float, null_label, mesh=None):
+                      x_source: str, w_draw: str, w_loss_power: float, loss_space: str, ema_decay: float, null_label,
+                      mesh=None):
     """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
 
     One step: draw a grid index ``j ~ U{0..M-1}``, ``t = T - j Delta``; ``x_t`` from the
@@ -108,7 +121,8 @@ def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w
     Loss: ``mean |x_S - x_hat|^2`` (``loss_space='state'``) or ``mean |u_S - (x_t - x_hat) / Delta|^2``
     (``'velocity'``). With ``w_range = (lo, hi)`` the student is guidance-conditioned: each
     example draws ``w`` by ``w_draw`` (:func:`draw_w`), which guides the teacher (or is its input, when the
-    teacher is itself conditioned) and is the student's input; ``teacher_w`` is unused.
+    teacher is itself conditioned) and is the student's input, and the loss weights examples by
+    ``w_loss_power`` (:func:`weighted_loss`); ``teacher_w`` is unused.
     The teacher's parameters are an argument: never closed over, donated or saved. With
     the training ``mesh``, each device draws the noise of its rows.
     """
@@ -139,8 +153,8 @@ def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w
         def loss_fn(params):
             u_s = model.apply({"params": params}, x_t, t, labels, w, train=True, rngs={"dropout": k_dropout})
             if loss_space == "state":
-                return jnp.mean(jnp.square(x_t - delta * u_s - x_hat))
-            return jnp.mean(jnp.square(u_s - (x_t - x_hat) / delta))
+                return weighted_loss(jnp.square(x_t - delta * u_s - x_hat), w, w_loss_power)
+            return weighted_loss(jnp.square(u_s - (x_t - x_hat) / delta), w, w_loss_power)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         return train_state.apply_gradients(state, loss, grads, tx, ema_decay)
