@@ -41,11 +41,12 @@ def get_config(variant: str = ""):
     c.evaluate = dict(num_samples=1000, steps=(1, 2, 4, 20), teacher_steps=100, guidance_sweep=(),
                       sweep_samplers=("ab2",), guidance_ws=(0.0, 1.0, 3.0))
     if variant == "guidance":
-        # One chain of students that take any w in [0, 3] as an input (a quarter of each example at
-        # each end of the range), against a fixed-w chain per w of guidance_ws (distill_w0/ ...
-        # distill_w3/), all from the same teacher and with the same stages.
+        # One chain of students that take any w in [0, 3] as an input (a quarter of the examples at
+        # each end of the range, each example's loss weighted by (1 + w)^-1.5 so that the large
+        # errors of the guided targets do not drown the unguided ones), against a fixed-w chain per
+        # w of guidance_ws (distill_w0/ ... distill_w3/), all from the same teacher, same stages.
         c.pipeline = ("train", "compare_guidance")
-        c.distill.update(w_range=(0.0, 3.0), w_draw="ends", name="wcond")
+        c.distill.update(w_range=(0.0, 3.0), w_draw="ends", w_loss_power=1.5, name="wcond")
         c.evaluate.update(guidance_ws=(0.0, 1.0, 2.0, 3.0))
     elif variant in ("flight2", "flight4"):
         # a d-flight of rate a has the long-time per-coordinate variance of a 1-D process of rate a d / 2

@@ -157,6 +157,9 @@ def test_compare_guidance_scores_one_conditioned_student_against_fixed_ones(tmp_
     assert rows[(2.0, "conditioned student")]["network_passes"] == 2 == rows[(2.0, "fixed-w student")]["network_passes"]
     assert rows[(2.0, "conditioned student")]["steps"] == 2
     assert rows[(0.0, "teacher")]["rms_to_teacher_endpoint"] == 0.0
+    ratio = report["conditioned_over_fixed"][1]
+    assert ratio["w"] == 2.0 and ratio["fd_digits"] == pytest.approx(
+        rows[(2.0, "conditioned student")]["fd_digits"] / rows[(2.0, "fixed-w student")]["fd_digits"])
     assert json.load(open(tmp_path / "guidance_report.json")) == json.loads(json.dumps(report))
     for ext in ("md", "csv", "png"):
         assert (tmp_path / f"guidance_report.{ext}").is_file()

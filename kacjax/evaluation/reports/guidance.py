@@ -8,7 +8,8 @@ are scored at that ``w`` on the same prior draws: the conditioned student needs 
 pass per step at every ``w``, the fixed ones one chain each. The teacher at
 ``evaluate.teacher_steps`` with the same ``w`` is the reference. The chains are distilled by
 the ``compare_guidance`` mode (:mod:`kacjax.cli.compare_guidance`); this module only scores
-them. Files: ``guidance_report.{json,md,csv,png}``.
+them. Files: ``guidance_report.{json,md,csv,png}``; the JSON also holds the conditioned / fixed
+ratios per ``w``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,19 @@ def score(judge, name: str, w: float, generated, labels, reference) -> dict:
     return row
 
 
+def conditioned_over_fixed(rows) -> list:
+    """Per ``w``: the conditioned student's FD-digits and RMS to the teacher over the fixed-``w`` student's."""
+    by = {(r["w"], r["model"]): r for r in rows}
+    ratios = []
+    for w in dict.fromkeys(r["w"] for r in rows):
+        cond, fixed = by[(w, "conditioned student")], by[(w, "fixed-w student")]
+        ratio = {k: cond[k] / fixed[k] for k in ("fd_digits", "rms_to_teacher_endpoint")}
+        logs.info(f"compare_guidance: w={w:g} conditioned / fixed: FD-digits {ratio['fd_digits']:.3f}, "
+                  f"RMS to the teacher {ratio['rms_to_teacher_endpoint']:.3f}")
+        ratios.append({"w": w, **ratio})
+    return ratios
+
+
 def run(config, workdir: str) -> dict:
     """Scores the chains ``workdir`` holds; writes ``guidance_report.{json,md,csv,png}`` and returns the report."""
     s = GuidanceSettings.from_config(config)
@@ -108,7 +122,8 @@ def run(config, workdir: str) -> dict:
                                 ("conditioned student", conditioned.solve(key, s.num_samples, labels, w=w)),
                                 ("fixed-w student", fixed.solve(key, s.num_samples, labels))):
             rows.append(score(judge, name, w, generated, labels, reference))
-    report = {"num_samples": s.num_samples, "w_range": list(s.w_range), "rows": rows}
+    report = {"num_samples": s.num_samples, "w_range": list(s.w_range), "rows": rows,
+              "conditioned_over_fixed": conditioned_over_fixed(rows)}
     write_report(layout, NAME, report, table=(rows, _COLUMNS),
                  files={f"{NAME}.png": functools.partial(digits_figures.guidance, rows=rows)})
     return report
