@@ -108,7 +108,8 @@ def test_the_loss_weights_each_example_by_its_guidance():
     np.testing.assert_allclose(steps.weighted_loss(squared_error, w, 1.5),
                                np.sum(weights * per_example) / np.sum(weights), rtol=1e-6)
     same_w = jnp.full((4,), 2.0)  # one weight for all: the plain mean
-    np.testing.assert_allclose(steps.weighted_loss(squared_error, same_w, 1.5), jnp.mean(squared_error), rtol=1e-6)
+    np.testing.assert_allclose(steps.weighted_loss(squared_error, same_w, 1.5), jnp.mean(squared_error),
+                               rtol=1e-6)
 
 
 def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_dir):

@@ -63,9 +63,11 @@ def _check_chain(config) -> None:
                          f"w={d.w}, got {w_range}")
     if d.w_draw not in W_DRAWS:
         raise ValueError(f"bad distill config: w_draw {d.w_draw!r} not in {W_DRAWS}")
-    if not (isinstance(d.w_loss_power, (int, float)) and d.w_loss_power >= 0 and (d.w_loss_power == 0 or w_range)):
-        raise ValueError(f"bad distill config: w_loss_power must be a number >= 0, and 0 unless w_range = (lo, hi) "
-                         f"(it weights the loss over the drawn w), got {d.w_loss_power!r} with w_range={w_range}")
+    power = d.w_loss_power
+    if not (isinstance(power, (int, float)) and power >= 0 and (power == 0 or w_range)):
+        raise ValueError(f"bad distill config: w_loss_power must be a number >= 0, and 0 unless w_range = "
+                         f"(lo, hi) (it weights the loss over the drawn w), got {power!r} with "
+                         f"w_range={w_range}")
     if not (isinstance(d.name, str) and re.fullmatch(r"[\w.-]*", d.name)):
         raise ValueError(f"bad distill config: name must be '' or letters, digits, '.', '-' and '_', got {d.name!r}")
     for k in range(n):
@@ -124,7 +126,8 @@ def stage_config(config, stage: Stage, teacher: Trained):
 
 def _check_provenance(stage_dir: str, config) -> None:
     """A finished or started stage must have been distilled with the config's guidance (``w``,
-    ``w_range``, ``w_draw``, ``w_loss_power``); raises CheckpointError otherwise, before any work on that chain."""
+    ``w_range``, ``w_draw``, ``w_loss_power``); raises CheckpointError otherwise, before any work on
+    that chain."""
     if not rundir.has_checkpoint(stage_dir):
         return
     saved = Checkpointer(stage_dir).read_meta()["student"]

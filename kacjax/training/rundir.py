@@ -168,8 +168,7 @@ def student_meta(stage_config, stage, teacher, *, w: float, w_range, w_draw: str
                         teacher_role=teacher.meta["role"], w=float(w),
                         w_range=[float(v) for v in w_range] if w_range else None,
                         w_draw=w_draw if w_range else None, w_loss_power=float(w_loss_power),
-                        inner_method=inner_method,
-                        x_source=x_source, loss_space=loss_space),
+                        inner_method=inner_method, x_source=x_source, loss_space=loss_space),
     }
 
 

@@ -230,5 +230,6 @@ def stage_run(config, stage: steps.Stage, teacher, *, devices: Optional[Sequence
         model, teacher.flow, tx, stage=stage, teacher_model=teacher.model,
         teacher_w=0.0 if teacher.is_student else float(d.w), w_range=tuple(d.w_range) or None,
         inner_method=d.inner_method, x_source=d.x_source, w_draw=d.w_draw, w_loss_power=float(d.w_loss_power),
-        loss_space=d.loss_space, ema_decay=config.train.ema_decay, null_label=teacher.null_label, mesh=mesh), mesh)
+        loss_space=d.loss_space, ema_decay=config.train.ema_decay, null_label=teacher.null_label,
+        mesh=mesh), mesh)
     return Run(mesh, data, model, teacher.flow, tx, state, step, (teacher_params,))

@@ -109,8 +109,8 @@ def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
 
 
 def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w: float, w_range, inner_method: str,
-                      x_source: str, w_draw: str, w_loss_power: float, loss_space: str, ema_decay: float, null_label,
-                      mesh=None):
+                      x_source: str, w_draw: str, w_loss_power: float, loss_space: str, ema_decay: float,
+                      null_label, mesh=None):
     """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
 
     One step: draw a grid index ``j ~ U{0..M-1}``, ``t = T - j Delta``; ``x_t`` from the

@@ -91,7 +91,8 @@ def score(judge, name: str, w: float, generated, labels, reference) -> dict:
 
 
 def conditioned_over_fixed(rows) -> list:
-    """Per ``w``: the conditioned student's FD-digits and RMS to the teacher over the fixed-``w`` student's."""
+    """Per ``w``: the conditioned student's FD-digits and RMS to the teacher over the fixed-``w``
+    student's."""
     by = {(r["w"], r["model"]): r for r in rows}
     ratios = []
     for w in dict.fromkeys(r["w"] for r in rows):
