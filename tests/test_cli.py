@@ -86,7 +86,7 @@ def test_missing_dataset_fails_fast(tmp_path):
     run = _kacjax("--config", "experiments/cifar10.py:quick", "--workdir", str(tmp_path), "--mode=train",
                   f"--config.data.data_dir={tmp_path / 'nothing'}", timeout=300)
     assert run.returncode == 2
-    assert "tfds build" in run.stderr
+    assert "kacjax-prepare cifar10 --source" in run.stderr and run.stderr.count("\n") == 1
     assert time.time() - start < 120
 
 

@@ -113,7 +113,7 @@ def test_missing_dataset_fails_fast_with_instructions(tmp_path):
     assert time.monotonic() - start < 5.0
     message = str(error.value)
     assert str(tmp_path) in message
-    assert "tfds build cifar10" in message and "--file_format=array_record" in message
+    assert f"kacjax-prepare cifar10 --source DIR_OF_OFFICIAL_FILES --data_dir {tmp_path}" in message
 
 
 def test_image_size_mismatches_are_errors(tiny_dir):
@@ -181,11 +181,25 @@ def test_toy2d_input():
         build_input({**cfg, "random_flip": True}, global_batch_size=16, seed=0)
 
 
-def test_tfrecord_data_is_rejected(tiny_dir, tmp_path):
+def _with_format(tiny_dir, tmp_path, **info_fields):
     shutil.copytree(tiny_dir / "kacjax_tiny_images", tmp_path / "kacjax_tiny_images")
     info_path = tmp_path / "kacjax_tiny_images" / "1.0.0" / "dataset_info.json"
     info = json.loads(info_path.read_text())
-    info["fileFormat"] = "tfrecord"
+    info.update(info_fields)
     info_path.write_text(json.dumps(info))
-    with pytest.raises(ValueError, match="convert_format"):
-        build_input(tiny_cfg(tmp_path), global_batch_size=8, seed=0)
+    return tmp_path
+
+
+def test_tfrecord_data_is_rejected_with_the_convert_command(tiny_dir, tmp_path):
+    tfrecord = tiny_cfg(_with_format(tiny_dir, tmp_path, fileFormat="tfrecord"))
+    with pytest.raises(ValueError, match="convert_format --dataset_version_dir=.* --out_file_format=array_record"):
+        build_input(tfrecord, global_batch_size=8, seed=0)
+
+
+def test_data_converted_by_tfds_convert_format_is_read(tiny_dir, tmp_path):
+    """What `tfds convert_format` leaves: fileFormat tfrecord, array_record listed as an alternative."""
+    converted = _with_format(tiny_dir, tmp_path, fileFormat="tfrecord",
+                             alternativeFileFormats=["array_record"])
+    data = build_input(tiny_cfg(converted), global_batch_size=8, seed=0)
+    original = build_input(tiny_cfg(tiny_dir), global_batch_size=8, seed=0)
+    np.testing.assert_array_equal(data.batch(3)["x"], original.batch(3)["x"])

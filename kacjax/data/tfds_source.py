@@ -1,10 +1,11 @@
 """Image datasets read from a prepared TFDS directory: array_record files, random access.
 
 Nothing here downloads or needs TensorFlow: the prepared directory
-``<data_dir>/<tfds_name>/<version>/`` (the highest version present) is opened with
-``tfds.builder_from_directory`` and read with ``as_data_source``. Images are decoded
-with PIL in a thread pool, preprocessed to ``image_size x image_size x 3`` and scaled
-to ``[-1, 1]``.
+``<data_dir>/<tfds_name>/<version>/`` (the highest version present; made by ``kacjax-prepare``
+or ``tfds build``, or converted by ``tfds convert_format``) is opened with
+``tfds.builder_from_directory`` and read with ``as_data_source`` from its array_record files.
+Images are decoded with PIL in a thread pool, preprocessed to ``image_size x image_size x 3``
+and scaled to ``[-1, 1]``.
 """
 
 from __future__ import annotations
@@ -60,14 +61,12 @@ def default_data_dir() -> pathlib.Path:
 
 
 def prepare_instructions(tfds_name: str, data_dir: pathlib.Path) -> str:
-    """How to prepare ``tfds_name`` offline for ``data_dir`` (text for error messages)."""
-    return (
-        f"This code never downloads. Prepare the dataset on a machine with network access:\n"
-        f"  pip install tensorflow tensorflow-datasets importlib_resources\n"
-        f"  tfds build {tfds_name} --data_dir=/some/dir --file_format=array_record\n"
-        f"then copy /some/dir/{tfds_name} to {data_dir / tfds_name} (or point data_cfg.data_dir "
-        f"or $TFDS_DATA_DIR at the copy's parent). See docs/data.md."
-    )
+    """The one command that prepares ``tfds_name`` into ``data_dir`` (text for error messages)."""
+    name = next((n for n, d in IMAGE_DATASETS.items() if d.tfds_name == tfds_name), None)
+    if name is None:
+        return f"prepare it with tfds (`tfds build {tfds_name} --file_format=array_record`); see docs/data.md"
+    return (f"prepare it from the official files (docs/data.md lists them) with: "
+            f"kacjax-prepare {name} --source DIR_OF_OFFICIAL_FILES --data_dir {data_dir}")
 
 
 def find_prepared(data_dir: pathlib.Path, tfds_name: str) -> pathlib.Path:
@@ -83,8 +82,8 @@ def find_prepared(data_dir: pathlib.Path, tfds_name: str) -> pathlib.Path:
     ]
     if not versions:
         raise FileNotFoundError(
-            f"TFDS dataset {tfds_name!r} is not prepared in {data_dir}: no "
-            f"{root}/<version>/dataset_info.json.\n" + prepare_instructions(tfds_name, data_dir)
+            f"dataset {tfds_name!r} is not prepared in {data_dir} (no {root}/<version>/dataset_info.json); "
+            + prepare_instructions(tfds_name, data_dir)
         )
     return max(versions, key=lambda path: tuple(int(part) for part in path.name.split(".")))
 
@@ -127,13 +126,11 @@ class TfdsImageSource:
         data_dir = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
         builder = tfds.builder_from_directory(str(find_prepared(data_dir, tfds_name)))
         info = builder.info
-        if info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+        if tfds.core.FileFormat.ARRAY_RECORD not in info.available_file_formats():
             raise ValueError(
-                f"{builder.data_dir} is in {info.file_format} format; random access needs "
-                f"array_record. Convert it (with TensorFlow installed): `tfds convert_format "
-                f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record`, "
-                f"or rebuild it.\n"
-                + prepare_instructions(tfds_name, data_dir)
+                f"{builder.data_dir} is in {info.file_format.value} format only; random access needs "
+                f"array_record: convert it (TensorFlow needed) with: tfds convert_format "
+                f"--dataset_version_dir={builder.data_dir} --out_file_format=array_record"
             )
         needed = ("image", "label") if dataset.conditional else ("image",)
         missing = [key for key in needed if key not in info.features.keys()]
@@ -149,8 +146,8 @@ class TfdsImageSource:
         self.num_classes = info.features["label"].num_classes if dataset.conditional else None
         self.shape = (dataset.image_size, dataset.image_size, 3)
         self._dataset = dataset
-        self._records = builder.as_data_source(
-            split=split, decoders={"image": tfds.decode.SkipDecoding()}
+        self._records = builder.as_data_source(  # array_record, also where it is an alternative format
+            split=split, decoders={"image": tfds.decode.SkipDecoding()}, file_format="array_record"
         )
         self.num_examples = len(self._records)
         self._pool = concurrent.futures.ThreadPoolExecutor(num_threads, "kacjax-decode")
