@@ -11,6 +11,8 @@ import os
 import tarfile
 import zipfile
 
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -240,6 +242,8 @@ def test_missing_and_malformed_sources_are_refused_in_one_line(sources, tmp_path
     assert "bedroom_train_lmdb.zip or bedroom_train_lmdb not found" in _refused(
         capsys, "lsun/bedroom", empty, data_dir
     )
+    unwritable = _refused(capsys, "cifar10", sources["dir"], Path("/sys/kacjax"))  # /sys refuses root too
+    assert "cannot write into /sys/kacjax" in unwritable
     # a cut-short archive
     cut = _copy_sources(sources, tmp_path / "cut", [])
     raw = open(os.path.join(sources["dir"], "cifar-10-binary.tar.gz"), "rb").read()

@@ -35,8 +35,9 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
     source, data_dir = (os.path.abspath(os.path.expanduser(p)) for p in (args.source, args.data_dir))
     try:
         prepare(args.name, source, data_dir, log=logs.info)
-    except SourceError as err:
-        print(f"kacjax-prepare: error: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
+    except (SourceError, OSError) as err:
+        reason = err if isinstance(err, SourceError) else f"cannot write into {data_dir}: {err}"  # a full disk too
+        print(f"kacjax-prepare: error: {' '.join(str(reason).split())}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 

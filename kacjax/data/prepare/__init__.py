@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import tempfile
 
 from kacjax.data.prepare import celeb_a, cifar10, lsun
 from kacjax.data.prepare.official import Log, SourceError
@@ -28,11 +29,20 @@ def prepared_dir(name: str, data_dir: str) -> str:
     return os.path.join(data_dir, IMAGE_DATASETS[name].tfds_name, DATASETS[name].VERSION)
 
 
+def _check_writable(path: str) -> None:
+    """Raises ``OSError`` unless a folder can be made where ``path`` will be (nothing is left behind)."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        path = os.path.dirname(path)
+    tempfile.TemporaryDirectory(dir=path).cleanup()
+
+
 def prepare(name: str, source_dir: str, data_dir: str, log: Log = print) -> str:
     """Prepares dataset ``name`` from the official files in ``source_dir``; returns the prepared folder.
 
     A folder already prepared is left as it is. Raises :class:`SourceError` (nothing written) for a
-    missing or malformed source file; an error while writing leaves no prepared folder.
+    missing or malformed source file, ``OSError`` for a ``data_dir`` that cannot be written; an error
+    while writing leaves no prepared folder.
     """
     import tensorflow_datasets as tfds
 
@@ -44,6 +54,7 @@ def prepare(name: str, source_dir: str, data_dir: str, log: Log = print) -> str:
         return target
     if not os.path.isdir(source_dir):
         raise SourceError(f"source folder {source_dir} does not exist")
+    _check_writable(target)
     for stale in glob.glob(os.path.join(os.path.dirname(target), f"incomplete.*_{os.path.basename(target)}")):
         log(f"removing {stale}, left by an interrupted preparation")
         shutil.rmtree(stale, ignore_errors=True)
