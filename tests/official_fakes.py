@@ -154,7 +154,7 @@ def _smooth_image(rng, height: int, width: int) -> np.ndarray:
     """Gradients plus noise: an image whose resizing is not trivial."""
     y, x = np.mgrid[0:height, 0:width]
     base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
-    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    return np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
 
 
 def write_celeba(directory, seed: int = 0, counts=CELEBA_SPLITS) -> dict:

@@ -115,15 +115,20 @@ def test_two_processes_distill_and_evaluate_like_one(tmp_path):
 
 
 def test_two_processes_evaluate_fid_like_one(tmp_path):
-    """FID evaluation and reference statistics of a tiny TFDS dataset on 2 x 2 and on 1 x 4: each
-    process generates and embeds its own rows and the float64 sums are added across processes."""
+    """FID evaluation and reference statistics of CIFAR-10 prepared by kacjax-prepare from fake official
+    files, on 2 x 2 and on 1 x 4: each process generates and embeds its own rows and the float64 sums
+    are added across processes. (The CIFAR-10 quick config's training step on prepared data.)"""
     import shutil
 
-    from helpers import prepare_tiny_images
+    from official_fakes import write_cifar_binary
 
-    data_dir = prepare_tiny_images(tmp_path / "tfds")
-    args = ["--config", "experiments/cifar10.py:quick", f"--config.data.data_dir={data_dir}",
-            "--config.data.tfds_name=kacjax_tiny_images"]
+    from kacjax.data.prepare import prepare
+
+    (tmp_path / "official").mkdir()
+    write_cifar_binary(tmp_path / "official")
+    data_dir = tmp_path / "tfds"
+    prepare("cifar10", str(tmp_path / "official"), str(data_dir), log=lambda _: None)
+    args = ["--config", "experiments/cifar10.py:quick", f"--config.data.data_dir={data_dir}"]
     _run(tmp_path / "single", [*args, "--mode=train"], processes=1, devices=4)
     shutil.copytree(tmp_path / "single", tmp_path / "multi")
     for name, processes, devices in (("single", 1, 4), ("multi", 2, 2)):  # each makes its own reference stats

@@ -298,7 +298,8 @@ def test_a_bad_image_mid_write_leaves_nothing_prepared_and_a_rerun_cleans_up(sou
     assert (data_dir / "celeb_a" / "2.1.0" / "dataset_info.json").is_file()
 
 
-# about 35 s each on 2 idle cores, mostly compiling (cifar10.py:quick trains in test_fid.py)
+# about 35 s each on 2 idle cores, mostly compiling; cifar10.py:quick trains on prepared data in
+# test_multihost.py (its FID test)
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["celeba64.py:quick", "lsun_bedroom256.py:quick"])
 def test_quick_config_trains_a_step_on_prepared_data(config, prepared, tmp_path):

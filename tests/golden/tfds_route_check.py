@@ -1,11 +1,11 @@
 """Checks kacjax-prepare against TFDS's own builders, by hand, in an environment with TensorFlow.
 
-  python -m venv /tmp/tf
+  python -m venv /tmp/tf       # LSUN's builder needs the older set: see docs/data.md, "The TFDS route"
   /tmp/tf/bin/pip install tensorflow-cpu tensorflow-datasets importlib_resources pillow
   mkdir /tmp/src && python -c "import sys; sys.path.insert(0, 'tests'); import official_fakes as f; \\
-      f.write_cifar_binary('/tmp/src'); f.write_celeba('/tmp/src')"            # fake official files
-  for name in cifar10 celeb_a; do kacjax-prepare $name --source /tmp/src --data_dir /tmp/kacjax; done
-  /tmp/tf/bin/python tests/golden/tfds_route_check.py /tmp/src /tmp/tfds /tmp/kacjax
+      f.write_cifar_binary('/tmp/src'); f.write_celeba('/tmp/src'); f.write_lsun('/tmp/src')"  # fake files
+  for n in cifar10 celeb_a lsun/bedroom; do kacjax-prepare $n --source /tmp/src --data_dir /tmp/kacjax; done
+  /tmp/tf/bin/python tests/golden/tfds_route_check.py /tmp/src /tmp/tfds /tmp/kacjax cifar10 celeb_a
 
 TFDS's builders read the files from the manual directory (their checksum check, which fake files
 fail, is switched off here only); then both folders are read record by record. Prints, per split,
@@ -23,7 +23,8 @@ import PIL.Image
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import download_manager
 
-DATASETS = {"cifar10": ("3.0.2", ("train", "test")), "celeb_a": ("2.1.0", ("train", "validation", "test"))}
+DATASETS = {"cifar10": ("3.0.2", ("train", "test")), "celeb_a": ("2.1.0", ("train", "validation", "test")),
+            "lsun/bedroom": ("3.1.0", ("train", "validation"))}
 
 
 def records(path, split):
@@ -33,9 +34,10 @@ def records(path, split):
     return [source[i] for i in range(len(source))]
 
 
-def main(source_dir, tfds_dir, kacjax_dir):
+def main(source_dir, tfds_dir, kacjax_dir, *names):
     download_manager.DownloadManager._register_or_validate_checksums = lambda self, *a, **k: None
-    for name, (version, splits) in DATASETS.items():
+    for name in names or DATASETS:
+        version, splits = DATASETS[name]
         tfds.builder(name, data_dir=tfds_dir, file_format="array_record").download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=source_dir)
         )

@@ -113,6 +113,9 @@ def report_checksum(path: str, log: Log) -> None:
     if os.path.isdir(path):
         log(f"{name}/: an unpacked folder, no official checksum to compare")
         return
+    size = os.path.getsize(path)
+    if size > 2**30:
+        log(f"computing the sha256 of {name} ({size / 2**30:.1f} GiB)")
     digest = sha256_of(path)
     if digest == FILES[name].sha256:
         log(f"sha256 {digest}  {name} (the official file)")
