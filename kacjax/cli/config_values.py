@@ -2,7 +2,9 @@
 
 :func:`load` reads ``path/to/experiment.py[:variant]`` and applies the
 ``--config.section.key=value`` overrides that :func:`split_overrides` took from the
-command line; each override is parsed as its default's type and names an existing key.
+command line; each override is parsed as its default's type and names an existing key (the
+``data`` section holds every key its dataset accepts, the ones the config leaves out at
+:mod:`kacjax.data`'s defaults).
 :func:`check_numbers` is the generic rule for every number of a config, tuples
 included: finite, and non-negative unless it is the key's documented sentinel
 (:data:`SENTINELS`). The range checks of each mode come after it (:mod:`kacjax.cli.modes`).
@@ -61,10 +63,29 @@ def load(spec: str, overrides: Sequence[tuple] = ()) -> ConfigDict:
         config = load_config(spec)
     except ValueError as err:  # an unknown variant
         raise ConfigError(f"{path}: {err}") from None
-    for key, raw in overrides:
+    dataset = [o for o in overrides if o[0] == "data.name"]  # first: the dataset decides the data keys
+    for key, raw in dataset:
         _override(config, key, raw)
+    _declare_data_keys(config)
+    for key, raw in overrides:
+        if key != "data.name":
+            _override(config, key, raw)
     config.lock()
     return config
+
+
+def _declare_data_keys(config: ConfigDict) -> None:
+    """Adds every data key the dataset accepts that the config leaves out, at the default of
+    :mod:`kacjax.data` (their one home), so that each documented key can be overridden."""
+    from kacjax.data import check_data_config
+
+    try:
+        options = check_data_config(config.data)
+    except ValueError as err:  # an unknown dataset or data key, a toy2d target that cannot be drawn
+        raise ConfigError(f"bad config: {err}") from None
+    for key, value in options.items():
+        if key not in config.data:
+            config.data[key] = value
 
 
 def _override(config: ConfigDict, key: str, raw: str) -> None:

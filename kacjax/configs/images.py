@@ -15,7 +15,8 @@ def image_config(*, data: dict, model: dict, sample_w: float, batch_size: int, n
     c = base_config()
     c.pipeline = ("train", "distill", "sample", "evaluate")
     # data_dir: the prepared TFDS directory (None: $TFDS_DATA_DIR, else ~/tensorflow_datasets);
-    # tfds_name: another prepared builder read the same way (None: the dataset's own).
+    # tfds_name: another prepared builder read the same way (None: the dataset's own). The other data
+    # keys (split, num_threads) keep kacjax.data's defaults; the command line declares them.
     c.data = dict(data, data_dir=config_dict.placeholder(str), tfds_name=config_dict.placeholder(str))
     c.model = {"name": "unet", "dtype": "float32", **model}  # dtype="bfloat16": mixed precision
     c.train.update(batch_size=batch_size, num_steps=num_steps, learning_rate=2e-4, warmup_steps=1000,

@@ -1,0 +1,74 @@
+"""Every variant of every experiment config: listed here, and its data keys overridable from the
+command line."""
+
+import glob
+import os
+import re
+
+import pytest
+
+from helpers import ROOT
+from kacjax.cli import config_values
+from kacjax.configs.defaults import load_config
+
+# each experiment's variants, as its get_config lists them
+VARIANTS = {"toy2d": ("", "quick", "flight2"), "digits": ("", "guidance", "flight2", "flight4", "quick"),
+            "cifar10": ("", "distillkac", "quick"), "celeba64": ("", "quick"), "lsun_bedroom256": ("", "quick")}
+SPECS = [f"{name}.py" + (f":{variant}" if variant else "") for name, variants in VARIANTS.items()
+         for variant in variants]
+
+
+def _path(spec: str) -> str:
+    return os.path.join(ROOT, "experiments", spec)
+
+
+def test_every_experiment_and_variant_is_listed():
+    """An unknown variant's error lists them all: a new one must be added to VARIANTS (and so tested)."""
+    files = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "experiments", "*.py"))}
+    assert files == set(VARIANTS)
+    for name, variants in VARIANTS.items():
+        with pytest.raises(ValueError, match="unknown variant") as err:
+            load_config(_path(f"{name}.py:bogus"))
+        assert set(re.findall(r"'([^']*)'", str(err.value).split("; use ", 1)[1])) == set(variants), err.value
+
+
+def _documented_data_keys() -> dict:
+    """Dataset name -> the ``data`` keys docs/data.md documents for it (its ``* `key` [default]`` items)."""
+    keys, names = {}, ()
+    for line in open(os.path.join(ROOT, "docs", "data.md")):
+        if line.startswith("#"):
+            heading = line.partition(":")[0]
+            names = re.findall(r"`([^`]+)`", heading) if line.startswith("### ") else ()
+            keys.update({name: set() for name in names})
+        for name in names:
+            keys[name].update(re.findall(r"^\* `(\w+)` \[", line))
+    return keys
+
+
+def _another(value) -> str:
+    """A command-line value of ``value``'s type that differs from it."""
+    if isinstance(value, bool):
+        return str(not value)
+    if isinstance(value, (int, float)):
+        return str(value + 1)
+    return f"{value}_other" if isinstance(value, str) else "7"
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_documented_data_key_can_be_overridden(spec):
+    documented = _documented_data_keys()
+    config = config_values.load(_path(spec))
+    assert set(config.data) - {"name"} == documented[config.data.name]
+    for key in sorted(documented[config.data.name]):
+        overridden = config_values.load(_path(spec), [(f"data.{key}", _another(config.data[key]))])
+        assert overridden.data[key] != config.data[key], key
+    with pytest.raises(config_values.ConfigError, match="unknown config key data.bogus; section data has"):
+        config_values.load(_path(spec), [("data.bogus", "1")])
+
+
+def test_the_dataset_decides_the_data_keys_whatever_the_order():
+    overrides = [("data.target", "rings"), ("data.name", "toy2d")]
+    config = config_values.load(_path("toy2d.py"), overrides)
+    assert (config.data.target, config.data.mode_std, config.data.random_flip) == ("rings", 0.01, False)
+    with pytest.raises(config_values.ConfigError, match="unknown dataset 'mnist'"):
+        config_values.load(_path("toy2d.py"), [("data.name", "mnist")])
