@@ -2,6 +2,7 @@
 
 import re
 
+import flax
 import jax
 import jax.numpy as jnp
 import pytest
@@ -187,3 +188,32 @@ def test_bad_configs_raise(config, shape, message):
     with pytest.raises(ValueError, match=message):
         jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape),
                                           jnp.zeros(shape[:1]), train=False))
+
+
+@pytest.mark.parametrize("config, size", [
+    (dict(DIGITS8, ch=32, ch_mult=(1, 3, 2)), 8),
+    (dict(DISTILLKAC32, ch=32, ch_mult=(2, 1, 3), num_res_blocks=1, attn_resolutions=(8,),
+          num_head_channels=32), 16),
+    (dict(KAC32, ch=16, ch_mult=(1, 1, 1), num_res_blocks=0, attn_resolutions=(), num_head_channels=-1), 8),
+])
+def test_group_norm_widths_are_those_of_the_traced_network(config, size):
+    """The widths the config check reads off the fields are every GroupNorm's, as built."""
+    model = UNet(**config)
+    _, params = _abstract_init(config, size, 3)
+    flat = flax.traverse_util.flatten_dict(params["params"], sep="/")
+    built = {path.removesuffix("/scale"): leaf.shape[0] for path, leaf in flat.items()
+             if re.search(r"(^|/)norm\w*/scale$", path)}
+    assert model.group_norm_widths(model._check(size, size)) == built
+
+
+@pytest.mark.parametrize("config, shape, message", [
+    (dict(LSUN256, ch=16, ch_mult=(1, 1, 2, 2, 2, 2), num_res_blocks=1, num_head_channels=16), (256, 256, 3),
+     r"GroupNorm up_64x64_block1/norm_in: 48 channels .* change model.ch \(16\) or model.ch_mult"),
+    (dict(KAC32, ch=40, num_head_channels=-1), (32, 32, 3),
+     r"GroupNorm down_32x32_block0/norm_in: 40 channels .* change model.ch \(40\)"),
+    (KAC32, (32, 32), r"UNet needs \(height, width, channels\) images"),
+])
+def test_a_bad_config_is_found_from_the_fields_alone(config, shape, message):
+    """``check_shape`` (the config check) finds what tracing would, without tracing."""
+    with pytest.raises(ValueError, match=message):
+        UNet(**config).check_shape(shape)

@@ -31,3 +31,13 @@ def build_model(model_cfg) -> nn.Module:
         return cls(**kwargs)
     except TypeError as err:
         raise ValueError(f"bad model config for {name!r}: {err}") from None
+
+
+def check_model(model_cfg, shape) -> None:
+    """Raises ValueError for a model config that cannot take examples of ``shape``, from the config
+    alone (nothing traced): unknown names and fields, and each model's ``check_shape``."""
+    model = build_model(model_cfg)
+    try:
+        model.check_shape(tuple(shape))
+    except ValueError as err:
+        raise ValueError(f"bad model config: {err}") from None

@@ -29,6 +29,10 @@ class VelocityMLP(nn.Module):
     w_embedding: bool = False
     w_head: bool = False
 
+    def check_shape(self, shape) -> None:
+        """Any example shape fits (examples are flattened)."""
+        del shape
+
     @nn.compact
     def __call__(self, x, t, y=None, w=None, *, train: bool = False):
         del train  # no dropout

@@ -30,6 +30,7 @@ _zeros = nn.initializers.zeros
 _torch_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 _Conv = functools.partial(nn.Conv, kernel_init=_torch_init)
 _Dense = functools.partial(nn.Dense, kernel_init=_torch_init)
+_MAX_GROUPS = 32  # GroupNorm groups: min(32, channels), as in ADM
 
 
 def param_count(params) -> int:
@@ -43,14 +44,10 @@ def _group_norm(x: jax.Array, name: str) -> jax.Array:
     Must be called inside a compact method (it creates the submodule ``name``).
     """
     channels = x.shape[-1]
-    groups = min(32, channels)
+    groups = min(_MAX_GROUPS, channels)
     if channels % groups:
-        raise ValueError(
-            f"GroupNorm {name!r}: {channels} channels are not divisible by "
-            f"min(32, {channels}) = {groups} groups; choose ch and ch_mult so that every "
-            "channel count, including the decoder's skip concatenations, is at most 32 or "
-            "a multiple of 32"
-        )
+        raise ValueError(f"GroupNorm {name!r}: {channels} channels are not divisible by "
+                         f"min({_MAX_GROUPS}, {channels}) = {groups} groups")
     norm = nn.GroupNorm(num_groups=groups, epsilon=1e-5, dtype=jnp.float32, name=name)
     return norm(x).astype(x.dtype)
 
@@ -183,6 +180,14 @@ class UNet(nn.Module):
             )
         return self.num_heads
 
+    def check_shape(self, shape: Sequence[int]) -> None:
+        """Raises ValueError unless examples of ``shape`` ``(H, W, C)`` fit this UNet's fields: the
+        resolutions, attention heads and GroupNorm widths, from the fields alone (no tracing)."""
+        if len(shape) != 3:
+            raise ValueError(f"UNet needs (height, width, channels) images, got examples of shape "
+                             f"{tuple(shape)}")
+        self._check(shape[0], shape[1])
+
     def _check(self, height: int, width: int) -> list[int]:
         """Validates the config against the input; returns the resolution of each level."""
         num_levels = len(self.ch_mult)
@@ -204,7 +209,51 @@ class UNet(nn.Module):
             if res in self.attn_resolutions:
                 self._heads(self.ch * self.ch_mult[level])
         self._heads(self.ch * self.ch_mult[-1])
+        for path, channels in self.group_norm_widths(resolutions).items():
+            groups = min(_MAX_GROUPS, channels)
+            if channels % groups:
+                raise ValueError(
+                    f"GroupNorm {path}: {channels} channels are not divisible by min({_MAX_GROUPS}, "
+                    f"{channels}) = {groups} groups; change model.ch ({self.ch}) or model.ch_mult "
+                    f"({tuple(self.ch_mult)}) so that every level's ch * ch_mult[l] and every decoder "
+                    f"block's input (the level below's output joined with an encoder skip) is at most "
+                    f"{_MAX_GROUPS} channels or a multiple of {_MAX_GROUPS}"
+                )
         return resolutions
+
+    def group_norm_widths(self, resolutions: Sequence[int]) -> dict[str, int]:
+        """The input channels of every GroupNorm, by parameter path (``'up_16x16_block2/norm_in'``),
+        from the fields alone; ``resolutions``: each level's side (pixels), as :meth:`_check` returns."""
+        widths, attn, last = {}, set(self.attn_resolutions), len(self.ch_mult) - 1
+
+        def res_block(name: str, c_in: int, c_out: int) -> int:
+            widths[f"{name}/norm_in"], widths[f"{name}/norm_out"] = c_in, c_out
+            return c_out
+
+        h, skips = self.ch, [self.ch]
+        for level, res in enumerate(resolutions):
+            channels, tag = self.ch * self.ch_mult[level], f"{res}x{res}"
+            for i in range(self.num_res_blocks):
+                h = res_block(f"down_{tag}_block{i}", h, channels)
+                if res in attn:
+                    widths[f"down_{tag}_attn{i}/norm"] = h
+                skips.append(h)
+            if level != last:
+                h = res_block(f"down_{tag}_downsample", h, channels) if self.resblock_updown else channels
+                skips.append(h)
+        h = res_block("mid_block0", h, h)
+        widths["mid_attn/norm"] = h
+        h = res_block("mid_block1", h, h)
+        for level, res in reversed(list(enumerate(resolutions))):
+            channels, tag = self.ch * self.ch_mult[level], f"{res}x{res}"
+            for i in range(self.num_res_blocks + 1):
+                h = res_block(f"up_{tag}_block{i}", h + skips.pop(), channels)
+                if res in attn:
+                    widths[f"up_{tag}_attn{i}/norm"] = h
+            if level != 0 and self.resblock_updown:
+                h = res_block(f"up_{tag}_upsample", h, channels)
+        widths["norm_out"] = h
+        return widths
 
     @nn.compact
     def __call__(

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from kacjax.core.flow import KacFlow
 from kacjax.core.guidance import takes_w
 from kacjax.data import Input, build_input, check_data_config, example_shape
-from kacjax.models import build_model
+from kacjax.models import build_model, check_model
 from kacjax.runtime import parallel
 from kacjax.training import rundir, steps, train_state
 from kacjax.training.checkpoint import Checkpointer, abstract_like
@@ -38,10 +38,11 @@ def check_train_config(config, mesh=None) -> None:
     """
     flow = KacFlow.from_config(config.flow)
     check_data_config(config.data)
-    flow.check_example_shape(example_shape(config.data))
+    shape = example_shape(config.data)
+    flow.check_example_shape(shape)
     nc = config.model.get("num_classes")
     _require(nc is None or nc >= 1, f"model.num_classes must be None or >= 1, got {nc}")
-    build_model(config.model)  # unknown names and fields
+    check_model(config.model, shape)  # unknown names and fields; the UNet's levels, heads and GroupNorms
     tr = config.train
     _require(tr.batch_size > 0, f"train.batch_size must be > 0, got {tr.batch_size}")
     _require(tr.num_steps >= 0, f"train.num_steps must be >= 0, got {tr.num_steps}")
