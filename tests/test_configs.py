@@ -1,19 +1,35 @@
-"""Every variant of every experiment config: listed here, and its data keys overridable from the
-command line."""
+"""Every variant of every experiment config: listed here, its data keys overridable from the command
+line, its pipeline validated, and its model initialised and taking one jitted training step.
+
+The step runs on one device at batch 1 on random examples of the config's shape: no data is read
+(validation reads none either; the image configs' validation needs the FID weights installed).
+"""
 
 import glob
+import math
 import os
 import re
 
+import jax
+import numpy as np
 import pytest
 
 from helpers import ROOT
 from kacjax.cli import config_values
+from kacjax.cli.modes import validate
 from kacjax.configs.defaults import load_config
+from kacjax.data import Input, example_shape
+from kacjax.data.sources import ArraySource
+from kacjax.runtime import parallel
+from kacjax.training import setup
 
-# each experiment's variants, as its get_config lists them
+# each experiment's variants, as its get_config lists them; slow: training steps of a minute or more on
+# 2 shared cores (the full-size UNets, and the 256x256 smoke test)
 VARIANTS = {"toy2d": ("", "quick", "flight2"), "digits": ("", "guidance", "flight2", "flight4", "quick"),
-            "cifar10": ("", "distillkac", "quick"), "celeba64": ("", "quick"), "lsun_bedroom256": ("", "quick")}
+            "cifar10": ("", "distillkac", "quick"), "celeba64": ("", "quick"),
+            "lsun_bedroom256": ("", "quick")}
+SLOW = {"cifar10.py", "cifar10.py:distillkac", "celeba64.py", "lsun_bedroom256.py",
+        "lsun_bedroom256.py:quick"}
 SPECS = [f"{name}.py" + (f":{variant}" if variant else "") for name, variants in VARIANTS.items()
          for variant in variants]
 
@@ -72,3 +88,19 @@ def test_the_dataset_decides_the_data_keys_whatever_the_order():
     assert (config.data.target, config.data.mode_std, config.data.random_flip) == ("rings", 0.01, False)
     with pytest.raises(config_values.ConfigError, match="unknown dataset 'mnist'"):
         config_values.load(_path("toy2d.py"), [("data.name", "mnist")])
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in SPECS])
+def test_every_variant_validates_and_takes_a_training_step(spec):
+    config = config_values.load(_path(spec))
+    validate(config, config.pipeline)  # against all (8 fake) devices, as the command line does
+    shape, num_classes = example_shape(config.data), config.model.get("num_classes")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (1, *shape)).astype(np.float32)
+    data = Input(ArraySource(x, rng.integers(0, num_classes or 1, 1).astype(np.int32), num_classes),
+                 global_batch_size=1, seed=0)
+    run = setup.teacher_run(config, devices=jax.devices()[:1], data=data)
+    state, metrics = run.train_step(run.state, parallel.shard_batch(data.batch(0), run.mesh))
+    assert int(state.step) == 1 and int(metrics["skipped"]) == 0, metrics
+    for name in ("loss", "grad_norm"):  # a real update (with warm-up, its learning rate is still 0)
+        assert math.isfinite(float(metrics[name])) and float(metrics[name]) > 0, metrics
