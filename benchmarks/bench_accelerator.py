@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kacjax.configs.defaults import load_config
-from kacjax.data import Input, build_input
+from kacjax.data import Input, build_input, example_shape
 from kacjax.data.sources import ArraySource
 from kacjax.evaluation.sampling import generate
 from kacjax.runtime import parallel
@@ -57,10 +57,19 @@ def _time(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def _synthetic_input(config, batch):
+def synthetic_input(config, batch):
+    """``batch`` random examples of ``config``'s shape and classes, as an Input of global batch ``batch``."""
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (batch, 32, 32, 3)).astype(np.float32)
-    return Input(ArraySource(x, rng.integers(0, 10, batch).astype(np.int32), 10), global_batch_size=batch, seed=0)
+    x = rng.uniform(-1, 1, (batch, *example_shape(config.data))).astype(np.float32)
+    num_classes = config.model.get("num_classes")
+    labels = rng.integers(0, num_classes or 1, batch).astype(np.int32)
+    return Input(ArraySource(x, labels, num_classes), global_batch_size=batch, seed=0)
+
+
+def step_flops(step, state, batch) -> float:
+    """XLA's FLOP count of one jitted training ``step(state, batch)``: compiled, not run (``state``
+    and ``batch`` may be arrays or ``jax.ShapeDtypeStruct``s)."""
+    return step.lower(state, batch).compile().cost_analysis()["flops"]
 
 
 def train_rows(args, peak):
@@ -70,7 +79,7 @@ def train_rows(args, peak):
             config = load_config(os.path.join(ROOT, MODELS[name]))
             config.model.dtype = dtype
             config.train.batch_size = args.batch
-            run = setup.teacher_run(config, data=_synthetic_input(config, args.batch))
+            run = setup.teacher_run(config, data=synthetic_input(config, args.batch))
             batch = parallel.shard_batch(run.data.batch(0), run.mesh)
             state = run.state
             start = time.perf_counter()
@@ -82,7 +91,7 @@ def train_rows(args, peak):
                 state, metrics = run.step(state, batch)
             jax.block_until_ready(metrics)
             step_s = (time.perf_counter() - start) / args.steps
-            flops = run.step.lower(state, batch).compile().cost_analysis()["flops"]
+            flops = step_flops(run.step, state, batch)
             mfu = flops / step_s / (peak * jax.device_count()) if peak else float("nan")
             rows.append((name, dtype, args.batch, compile_s, step_s, args.batch / step_s, flops / 1e12, mfu))
             print(f"train {name:10s} {dtype:8s} batch {args.batch:5d}  compile {compile_s:6.1f} s  step "
@@ -94,7 +103,7 @@ def train_rows(args, peak):
 def sampling_rows(args, peak):
     config = load_config(os.path.join(ROOT, MODELS["reference"]))
     config.train.batch_size = args.sample_batch
-    run = setup.teacher_run(config, data=_synthetic_input(config, args.sample_batch))
+    run = setup.teacher_run(config, data=synthetic_input(config, args.sample_batch))
     labels = parallel.shard_batch(np.arange(args.sample_batch, dtype=np.int32) % 10, run.mesh)
     rows = []
     for nfe in args.nfe:
