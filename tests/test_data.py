@@ -84,6 +84,9 @@ def test_flips_happen_and_are_deterministic(tiny_dir):
     plain = build_input(tiny_cfg(tiny_dir, random_flip=False), global_batch_size=8, seed=0)
     assert not any(flipped(plain.batch(step)).any() for step in range(10))
     np.testing.assert_array_equal(ids(plain.batch(3)), ids(data.batch(3)))
+    mirrored = flipped(data.batch(3))[:, None, None, None]  # flipped rows are exact mirror images
+    unflipped = plain.batch(3)["x"]
+    np.testing.assert_array_equal(data.batch(3)["x"], np.where(mirrored, unflipped[:, :, ::-1], unflipped))
 
 
 def test_iterate_prefetches_the_same_batches(tiny_dir):

@@ -34,8 +34,9 @@ class Input:
         self._rows = indexing.process_rows(global_batch_size, process_index, process_count)
         if source.num_examples is not None:
             indexing.steps_per_epoch(source.num_examples, global_batch_size)  # validates the size
-        if random_flip and len(source.shape) != 3:
-            raise ValueError(f"random_flip needs images (H, W, C), but examples have shape {source.shape}")
+        if random_flip and (len(source.shape) != 3 or source.num_examples is None):
+            raise ValueError(f"random_flip needs a dataset of images (H, W, C), but examples have shape "
+                             f"{source.shape}{'' if source.num_examples else ' and are generated'}")
         self._source = source
         self._seed = int(seed)
         self._global_batch_size = global_batch_size
@@ -77,15 +78,12 @@ class Input:
         indexing.check_nonnegative(step=step)
         if self._source.num_examples is None:
             x, label = self._source.generate(self._seed, step, self._global_batch_size)
-            x, label = x[self._rows], label[self._rows]
-        else:
-            indices = indexing.step_indices(
-                self._seed, step, self._source.num_examples, self._global_batch_size
-            )
-            x, label = self._source.read(indices[self._rows])
+            return {"x": x[self._rows], "label": label[self._rows]}
+        indices = indexing.step_indices(self._seed, step, self._source.num_examples, self._global_batch_size)
+        flip = None
         if self._random_flip:
             flip = indexing.flip_mask(self._seed, step, self._global_batch_size)[self._rows]
-            x = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+        x, label = self._source.read(indices[self._rows], flip)  # the source flips, image by image
         return {"x": x, "label": label}
 
     def iterate(self, start_step: int = 0, buffer_size: int = 2) -> Iterator[dict[str, np.ndarray]]:

@@ -2,7 +2,7 @@
 
 A source has ``shape`` (per-example shape), ``num_classes`` (int, or None when
 unconditional) and ``num_examples`` (int, or None for an infinite generated stream).
-Finite sources implement ``read(indices)``; infinite ones ``generate(seed, step, n)``.
+Finite sources implement ``read(indices, flip)``; infinite ones ``generate(seed, step, n)``.
 Both return ``(x, label)``: ``x`` float32 of shape ``(n, *shape)``, ``label`` int32 ``(n,)``.
 """
 
@@ -22,8 +22,9 @@ class IndexedSource(Protocol):
     num_classes: int | None
     num_examples: int
 
-    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Examples ``indices`` (shape ``(n,)``) as ``(x (n, *shape) float32, label (n,) int32)``."""
+    def read(self, indices: np.ndarray, flip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Examples ``indices`` (shape ``(n,)``) as ``(x (n, *shape) float32, label (n,) int32)``; the
+        images (NHWC) of rows where ``flip`` (bool ``(n,)``) is set are mirrored left-right."""
 
 
 class GeneratedSource(Protocol):
@@ -49,8 +50,11 @@ class ArraySource:
         self.num_classes = num_classes
         self.num_examples = len(x)
 
-    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._x[indices], self._label[indices]
+    def read(self, indices: np.ndarray, flip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        x = self._x[indices]
+        if flip is not None and flip.any():
+            x[flip] = x[flip][:, :, ::-1]
+        return x, self._label[indices]
 
 
 class Toy2dSource:

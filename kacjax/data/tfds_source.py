@@ -152,14 +152,25 @@ class TfdsImageSource:
         self.num_examples = len(self._records)
         self._pool = concurrent.futures.ThreadPoolExecutor(num_threads, "kacjax-decode")
 
-    def _image(self, record: dict) -> np.ndarray:
-        image = image_ops.decode_rgb(record["image"])
-        return np.asarray(self._dataset.preprocess(image, self._dataset.image_size))
+    def read(self, indices: np.ndarray, flip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Examples ``indices`` as ``(x (n, S, S, 3) float32 in [-1, 1], label (n,) int32)``, rows where
+        ``flip`` (bool ``(n,)``) is set mirrored left-right.
 
-    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Examples ``indices`` as ``(x (n, S, S, 3) float32 in [-1, 1], label (n,) int32)``."""
+        Each image is decoded, preprocessed, flipped and scaled by a thread of the pool, straight into
+        its row: nothing but the record reads runs serially.
+        """
         records = self._records.__getitems__([int(i) for i in indices])
-        x = image_ops.to_signed_unit(np.stack(list(self._pool.map(self._image, records))))
+        flip = np.zeros(len(records), bool) if flip is None else flip
+        x = np.empty((len(records), *self.shape), np.float32)
+
+        def fill(i: int) -> None:
+            image = image_ops.decode_rgb(records[i]["image"])
+            image = self._dataset.preprocess(image, self._dataset.image_size)
+            if flip[i]:
+                image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
+            x[i] = image_ops.to_signed_unit(np.asarray(image))
+
+        list(self._pool.map(fill, range(len(records))))  # list(): re-raises a thread's error here
         if self.num_classes is None:
             return x, np.zeros(len(records), np.int32)
         return x, np.array([record["label"] for record in records], np.int32)
