@@ -19,11 +19,12 @@ else:
     from jax.experimental import enable_x64  # noqa: F401
 
 
-def prepare_tiny_images(data_dir) -> str:
+def prepare_tiny_images(data_dir, pixel_seed: int = 0) -> str:
     """Prepares ``kacjax_tiny_images`` (array_record, no TensorFlow) in ``data_dir``; returns it.
 
     CIFAR-10-like 32x32x3 images. Channel 0 is the example id everywhere (so the id
-    survives flips), channel 1 rises left to right (so flips show), label = id % 10.
+    survives flips), channel 1 rises left to right (so flips show), label = id % 10, channel 2
+    noise drawn with ``pixel_seed`` (another seed: another preparation of the same dataset).
     """
     import numpy as np
     import PIL.Image
@@ -44,7 +45,8 @@ def prepare_tiny_images(data_dir) -> str:
             return {"train": self._generate_examples()}
 
         def _generate_examples(self):
-            noise = np.random.default_rng(0).integers(0, 256, (N_TINY, TINY_SIZE, TINY_SIZE), dtype=np.uint8)
+            shape = (N_TINY, TINY_SIZE, TINY_SIZE)
+            noise = np.random.default_rng(pixel_seed).integers(0, 256, shape, dtype=np.uint8)
             ramp = np.broadcast_to(np.arange(TINY_SIZE, dtype=np.uint8) * 8, (TINY_SIZE, TINY_SIZE))
             for i in range(N_TINY):
                 image = np.stack([np.full((TINY_SIZE, TINY_SIZE), i, np.uint8), ramp, noise[i]], axis=-1)

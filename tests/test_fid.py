@@ -205,9 +205,10 @@ def test_fid_is_zero_on_itself_and_grows_with_noise():
 
 def test_statistics_files_refuse_another_protocol(tmp_path):
     mu, sigma = np.zeros(3), np.eye(3)
-    fid.save_statistics(str(tmp_path / "ok.npz"), mu, sigma, 10, source="test", kid_features=np.ones((2, 3)))
+    fid.save_statistics(str(tmp_path / "ok.npz"), mu, sigma, 10, data={"dataset": "test"},
+                        kid_features=np.ones((2, 3)))
     loaded_mu, loaded_sigma, meta = fid.load_statistics(str(tmp_path / "ok.npz"))
-    assert meta["count"] == 10 and meta["protocol"] == fid.PROTOCOL
+    assert meta["count"] == 10 and meta["protocol"] == fid.PROTOCOL and meta["data"] == {"dataset": "test"}
     np.testing.assert_array_equal(loaded_sigma, sigma)
     np.savez(tmp_path / "other.npz", mu=mu, sigma=sigma,
              meta=np.asarray('{"protocol": "half-pixel-bilinear", "weights_sha1": "x", "count": 10}'))

@@ -98,18 +98,19 @@ def evaluate(config, workdir: str) -> dict:
 
 
 def check_fid_stats_config(config, mesh) -> None:
-    """The ``fid_stats`` mode needs an image dataset and ``evaluate`` values its report can use."""
+    """The ``fid_stats`` mode needs a prepared image dataset and ``evaluate`` values its report can use
+    (an ``evaluate.reference_stats`` file of other data is refused)."""
     if _report(config) is not image_fid:
         raise ValueError(f"bad config: FID reference statistics are for image datasets, not {config.data.name!r}")
     image_fid.check(config, mesh)
 
 
 def fid_stats(config, workdir: str, *, devices: Optional[Sequence] = None) -> str:
-    """The ``fid_stats`` mode: makes the reference statistics of the config's dataset (once) on
-    ``devices`` (default: all); returns their path.
+    """The ``fid_stats`` mode: makes the reference statistics of the config's prepared data (once per
+    preparation) on ``devices`` (default: all); returns their path.
 
-    ``workdir`` is not used: the statistics belong to the dataset, at ``evaluate.reference_stats``
-    or in the cache (:class:`~kacjax.evaluation.reports.fid_reference.ReferenceSettings`).
+    ``workdir`` is not used: the statistics belong to the data, at ``evaluate.reference_stats`` or in
+    the cache (:class:`~kacjax.evaluation.reports.fid_reference.ReferenceSettings`).
     """
     del workdir
     reference = ReferenceSettings.from_config(config)

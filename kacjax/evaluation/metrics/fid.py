@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Optional
+from typing import Mapping, Optional
 
 import jax
 import numpy as np
@@ -114,17 +114,22 @@ def kernel_inception_distance(feats_a, feats_b, *, num_subsets: int = 100, subse
     return float(np.mean(values)), float(np.std(values))
 
 
-def save_statistics(path: str, mu, sigma, count: int, *, source: str, kid_features=None) -> None:
-    """Writes reference statistics: ``mu``, ``sigma``, the count, the protocol, the weights' checksum
-    (and optionally a subset of the features, for KID)."""
-    meta = {"protocol": PROTOCOL, "weights_sha1": inception.WEIGHTS_SHA1, "count": int(count), "source": source}
+def save_statistics(path: str, mu, sigma, count: int, *, data: Mapping, kid_features=None) -> None:
+    """Writes reference statistics: ``mu``, ``sigma`` and, in ``meta``, the count, the protocol, the
+    weights' checksum and ``data``, what they are statistics of (JSON-able; for a prepared dataset its
+    :func:`kacjax.data.identity.identity`); optionally a subset of the features, for KID."""
+    meta = {"protocol": PROTOCOL, "weights_sha1": inception.WEIGHTS_SHA1, "count": int(count),
+            "data": dict(data)}
     extra = {} if kid_features is None else {"kid_features": np.asarray(kid_features, np.float32)}
     np.savez(path, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
              meta=np.asarray(json.dumps(meta)), **extra)
 
 
 def load_statistics(path: str, *, min_count: Optional[int] = None):
-    """``(mu, sigma, meta)`` of a statistics file; refuses one made under another protocol."""
+    """``(mu, sigma, meta)`` of a statistics file; refuses one made under another protocol.
+
+    ``meta['data']``: what they are statistics of (absent from files written before it was recorded).
+    """
     with np.load(path) as stored:
         meta = json.loads(str(stored["meta"]))
         mu, sigma = stored["mu"], stored["sigma"]

@@ -7,7 +7,8 @@ Each row generates ``evaluate.num_samples`` images in global batches of
 ``evaluate.batch_size`` sharded over every device of every process: each device draws,
 integrates, quantises and embeds its own rows (:mod:`~kacjax.evaluation.reports.feature_stream`).
 A row saves its partial sums every ``evaluate.save_every`` batches and resumes from them after
-a kill; finished rows are kept under ``eval/`` and skipped. Writes ``fid_report.{json,md,csv,png}``.
+a kill; finished rows are kept under ``eval/`` and skipped (against the same reference data).
+Writes ``fid_report.{json,md,csv,png}``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from kacjax.evaluation.artifacts import save, subplots, write_report
 from kacjax.evaluation.generator import Generator
 from kacjax.evaluation.metrics import fid, inception
 from kacjax.evaluation.reports.feature_stream import accumulate, process_slice
-from kacjax.evaluation.reports.fid_reference import ReferenceSettings, reference_statistics
+from kacjax.data.identity import digest
+from kacjax.evaluation.reports.fid_reference import ReferenceSettings, check_reference, reference_statistics
 from kacjax.evaluation.reports.sweep import check_sweep, sweep_points
 from kacjax.evaluation.sampling import generate
 from kacjax.runtime import logs, parallel
@@ -79,7 +81,8 @@ class ImageSettings:
 
 def check(config, mesh) -> None:
     """Raises ValueError for ``evaluate`` values this report cannot use, for a global batch that does
-    not split over ``mesh``, and FileNotFoundError (with the install command) without the FID weights."""
+    not split over ``mesh``, for an ``evaluate.reference_stats`` file of other data, and
+    FileNotFoundError without the FID weights (with the install command) or the prepared data."""
     s = ImageSettings.from_config(config)
     for name, least in (("num_samples", 2), ("batch_size", 1), ("kid_subsets", 1), ("kid_subset_size", 2),
                         ("kid_features", 2), ("save_every", 1)):
@@ -89,6 +92,7 @@ def check(config, mesh) -> None:
     check_sweep(s.guidance_sweep, s.sweep_samplers)
     inception.locate_weights()  # missing FID weights: refused before any work, with the install command
     parallel.check_batch_size(s.batch_size, mesh)
+    check_reference(s.reference)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +108,10 @@ class RowSpec:
 
 
 def _row_id(spec: RowSpec, w: float, s: ImageSettings) -> str:
+    """Names a row's files under ``eval/``: a row scored against other reference data is not reused."""
     baked = spec.gen.sampling.w_baked
     return (f"{os.path.basename(spec.gen.directory)}_{spec.method}{spec.steps}_w{'baked' if baked else f'{w:g}'}"
-            f"_n{s.num_samples}_seed{s.seed}")
+            f"_n{s.num_samples}_seed{s.seed}_ref{digest(s.reference.identity)}")
 
 
 def _producer(spec: RowSpec, w: float, s: ImageSettings, mesh):
@@ -201,7 +206,7 @@ def run(config, workdir: str, *, devices: Optional[Sequence] = None) -> dict:
     main = [score_row(spec, s, layout, reference, mesh) for spec in main_specs]
     sweep = [score_row(spec, s, layout, reference, mesh) for spec in sweep_specs]
     report = {"num_samples": s.num_samples, "protocol": fid.PROTOCOL, "reference": s.reference.path,
-              "rows": main, "sweep": sweep}
+              "reference_data": s.reference.identity, "rows": main, "sweep": sweep}
     write_report(layout, NAME, report, table=(main + sweep, _COLUMNS),
                  files={f"{NAME}.png": functools.partial(_figure, main=main, sweep=sweep)})
     return report
