@@ -38,6 +38,34 @@ def test_features_match_the_torchscript_model(golden, name):
     np.testing.assert_allclose(feats, reference, atol=1e-4, rtol=1e-4)
 
 
+def test_micro_batches_are_one_pass_in_parts():
+    """Any pass size, dividing the rows or not (the last pass padded), gives the one pass's rows."""
+    import jax.numpy as jnp
+
+    from kacjax.evaluation.metrics.fid import in_micro_batches
+
+    x = jnp.arange(7 * 3, dtype=jnp.float32).reshape(7, 3)
+    fn = lambda rows: jnp.stack([rows.sum(axis=1), rows[:, 0] ** 2], axis=1)  # noqa: E731  (n, 3) -> (n, 2)
+    for micro in (None, 1, 2, 3, 4, 7, 9):
+        np.testing.assert_array_equal(np.asarray(in_micro_batches(fn, x, micro)), np.asarray(fn(x)))
+
+
+def test_micro_batches_give_the_features_of_one_pass():
+    """The Inception on each of two devices' rows, one image per pass, against one pass on one device;
+    CPUs default to a few images per pass."""
+    import jax
+
+    from kacjax.evaluation.metrics.fid import CPU_MICRO_BATCH, micro_batch
+    from kacjax.runtime import parallel
+
+    images = np.random.default_rng(4).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    one, two = (parallel.make_mesh(jax.devices()[:n]) for n in (1, 2))
+    whole = np.asarray(fid.embedder(one, micro=4)(images))
+    parts = np.asarray(fid.embedder(two, micro=1)(images))
+    np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-5)
+    assert micro_batch("cpu") == CPU_MICRO_BATCH < 500 and micro_batch("gpu") is None
+
+
 def test_reader_gets_every_array_of_the_real_file():
     arrays = fid.read_torchscript(inception.locate_weights())
     tensors = {k: v for k, v in arrays.items() if v.dtype == np.float32}

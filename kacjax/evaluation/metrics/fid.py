@@ -15,7 +15,9 @@ import json
 from typing import Mapping, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
 from kacjax.evaluation.metrics import inception
 from kacjax.evaluation.metrics.distances import frechet_distance
@@ -33,16 +35,70 @@ def _weights():
     return inception.split_weights(inception.load_weights())
 
 
+# Images per Inception pass on one CPU device, whatever the global batch (benchmarks/bench_fid.py,
+# docs/benchmarks.md): as fast per image as passes of 16 to 128, in a few hundred MB; a pass of 500
+# images needs more than 14 GB.
+CPU_MICRO_BATCH = 8
+# XLA:CPU's YNNPACK convolutions (jax 0.10) fault in fresh scratch memory on every call: half of the
+# Inception's CPU time went to the kernel. Its own convolutions do not. Only the Inception, only on CPUs.
+_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def micro_batch(platform: str) -> Optional[int]:
+    """Images per Inception pass on one device of ``platform`` (``'cpu'``, ``'gpu'``, ``'tpu'``):
+    :data:`CPU_MICRO_BATCH` on CPUs, None (the device's whole share of the batch) elsewhere."""
+    return CPU_MICRO_BATCH if platform == "cpu" else None
+
+
 @functools.lru_cache(maxsize=None)
-def embedder(mesh=None):
+def _compiler_options(platform: str) -> Optional[dict]:
+    """The Inception's XLA options on ``platform``: :data:`_CPU_COMPILER_OPTIONS` on a CPU whose XLA knows
+    them (one without YNNPACK has nothing to turn off), else None."""
+    if platform != "cpu":
+        return None
+    try:
+        probe = jax.device_put(np.float32(0), jax.devices("cpu")[0])
+        jax.jit(lambda x: x + 1, compiler_options=_CPU_COMPILER_OPTIONS).lower(probe).compile()
+    except RuntimeError:  # "No such compile option" (JaxRuntimeError)
+        return None
+    return _CPU_COMPILER_OPTIONS
+
+
+def in_micro_batches(fn, x, micro: Optional[int]):
+    """``fn(x)`` for ``fn: (m, ...) -> (m, d)``, run on ``micro`` rows of ``x (n, ...)`` at a time
+    (``lax.map``; the last pass zero-padded, its extra rows dropped); None: in one pass."""
+    n = x.shape[0]
+    if micro is None or micro >= n:
+        return fn(x)
+    pad = -n % micro
+    padded = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    out = jax.lax.map(fn, padded.reshape(-1, micro, *x.shape[1:]))
+    return out.reshape(-1, *out.shape[2:])[:n]
+
+
+def embedder(mesh=None, micro: Optional[int] = None):
     """Jitted uint8 ``(B, H, W, C) -> (B, 2048)`` float32 pool3 features, the weights replicated on ``mesh``.
 
-    Without a mesh, on the default device. A batch sharded over ``mesh`` is embedded where
-    it lies: each device embeds its own rows and only features come back.
+    Without a mesh, on the default device. A batch sharded over ``mesh``'s ``'data'`` axis (B
+    divisible by its devices) is embedded where it lies: each device embeds its own rows, ``micro``
+    at a time (default :func:`micro_batch` of the mesh's platform), and only features come back.
     """
+    mesh = parallel.make_mesh(jax.devices()[:1]) if mesh is None else mesh
+    platform = mesh.devices.flat[0].platform
+    return _embedder(mesh, micro_batch(platform) if micro is None else micro, platform)
+
+
+@functools.lru_cache(maxsize=None)
+def _embedder(mesh, micro: Optional[int], platform: str):
     arrays, statics = _weights()
-    weights = jax.device_put(arrays, parallel.replicated(mesh) if mesh is not None else None)
-    apply = jax.jit(lambda w, images: inception.pool3(w, statics, inception.preprocess(images)))
+    weights = jax.device_put(arrays, parallel.replicated(mesh))
+
+    def local(w, images):  # this device's rows
+        return in_micro_batches(lambda x: inception.pool3(w, statics, inception.preprocess(x)), images, micro)
+
+    rows = PartitionSpec(parallel.DATA_AXIS)
+    apply = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(PartitionSpec(), rows), out_specs=rows),
+                    compiler_options=_compiler_options(platform))
     return functools.partial(apply, weights)
 
 
