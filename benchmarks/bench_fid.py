@@ -1,6 +1,7 @@
 """FID Inception throughput: images/s by micro-batch, XLA's FLOP count, and the time for 50,000 images.
 
-  python benchmarks/bench_fid.py --batch 500 --micro 0 8 16 --repeats 1   # a CPU: one pass vs passes of 8, 16
+  python benchmarks/bench_fid.py --batch 500 --micro 8 16 --repeats 1   # a CPU: passes of 8, of 16
+  python benchmarks/bench_fid.py --batch 128 --micro 0 --default-convolutions --repeats 1   # as before step 11
   python benchmarks/bench_fid.py --batch 16 --repeats 3
   python benchmarks/bench_fid.py --batch 500 --size 32      # on an accelerator: CIFAR-10-size inputs
 
@@ -24,6 +25,7 @@ import numpy as np
 from timing import OtherCpu
 
 from kacjax import fid
+from kacjax.evaluation.metrics import fid as fid_metrics
 from kacjax.evaluation.metrics.fid import micro_batch
 from kacjax.runtime import parallel
 
@@ -48,7 +50,11 @@ def main(argv):
     p.add_argument("--micro", type=int, nargs="+", default=[-1],
                    help="images per pass; 0: the whole batch in one pass; -1 (default): the platform's own")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--default-convolutions", action="store_true",
+                   help="XLA's default CPU convolutions (YNNPACK): with --micro 0, the embedder before step 11")
     args = p.parse_args(argv)
+    if args.default_convolutions:
+        fid_metrics._compiler_options = lambda platform: None
     device = jax.devices()[0]
     mesh = parallel.make_mesh([device])
     images = np.random.default_rng(0).integers(0, 256, (args.batch, args.size, args.size, 3), dtype=np.uint8)

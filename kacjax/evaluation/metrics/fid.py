@@ -36,8 +36,8 @@ def _weights():
 
 
 # Images per Inception pass on one CPU device, whatever the global batch (benchmarks/bench_fid.py,
-# docs/benchmarks.md): as fast per image as passes of 16 to 128, in a few hundred MB; a pass of 500
-# images needs more than 14 GB.
+# docs/benchmarks.md): as fast per image as passes of 16 to 128, in under 1 GiB; a pass of 500 images
+# held 18 GiB.
 CPU_MICRO_BATCH = 8
 # XLA:CPU's YNNPACK convolutions (jax 0.10) fault in fresh scratch memory on every call: half of the
 # Inception's CPU time went to the kernel. Its own convolutions do not. Only the Inception, only on CPUs.
