@@ -17,7 +17,7 @@ What FID reference statistics are tied to (docs/evaluation.md): a small JSON-abl
 Two preparations with different images, counts, shards or versions differ; so do two splits. A copy
 of the same prepared directory elsewhere is the same data: ``data_dir`` itself is not part of it.
 Not covered: a change only inside a shard's middle that keeps every record's length (the index),
-and changes to the reading code (crops, resizes). Cost: two reads of 1 MiB per shard (CIFAR-10: 3
+and changes to the reading code (crops, resizes). Cost: two reads of 1 MiB per shard (CIFAR-10: 2
 shards; LSUN bedroom, 43 GB: about 512 shards, 1 GiB), once per process for unchanged files.
 """
 

@@ -26,12 +26,12 @@ import numpy as np
 
 from kacjax.core import samplers
 from kacjax.core.guidance import network_passes_per_velocity
+from kacjax.data.identity import digest
 from kacjax.evaluation import images
 from kacjax.evaluation.artifacts import save, subplots, write_report
 from kacjax.evaluation.generator import Generator
 from kacjax.evaluation.metrics import fid, inception
 from kacjax.evaluation.reports.feature_stream import accumulate, process_slice
-from kacjax.data.identity import digest
 from kacjax.evaluation.reports.fid_reference import ReferenceSettings, check_reference, reference_statistics
 from kacjax.evaluation.reports.sweep import check_sweep, sweep_points
 from kacjax.evaluation.sampling import generate
