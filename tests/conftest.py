@@ -8,6 +8,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # converted FID weights and reference statistics: per test session, never a user's cache
 os.environ.setdefault("KACJAX_CACHE_DIR", tempfile.mkdtemp(prefix="kacjax-test-cache-"))
+# XLA's persistent compilation cache, per test session (subprocesses share it): tests that compile the same
+# step (the same tiny configs, the same teacher in several variants) compile it once
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="kacjax-test-xla-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 
 from kacjax.runtime.parallel import size_cpu_thread_pools  # noqa: E402  (sets no JAX state)

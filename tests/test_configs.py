@@ -3,6 +3,9 @@ line, its pipeline validated, and its model initialised and taking one jitted tr
 
 The step runs on one device at batch 1 on random examples of the config's shape: no data is read
 (validation reads none either; the image configs' validation needs the FID weights installed).
+The full-size image UNets (a minute or more a step on 2 CPU cores) and the image ``:quick`` variants,
+which train on prepared data elsewhere, are traced through initialisation and the step instead
+(``jax.eval_shape``: every shape, no compilation).
 """
 
 import glob
@@ -23,13 +26,14 @@ from kacjax.data.sources import ArraySource
 from kacjax.runtime import parallel
 from kacjax.training import setup
 
-# each experiment's variants, as its get_config lists them; slow: training steps of a minute or more on
-# 2 shared cores (the full-size UNets, and the 256x256 smoke test)
+# each experiment's variants, as its get_config lists them
 VARIANTS = {"toy2d": ("", "quick", "flight2"), "digits": ("", "guidance", "flight2", "flight4", "quick"),
             "cifar10": ("", "distillkac", "quick"), "celeba64": ("", "quick"),
             "lsun_bedroom256": ("", "quick")}
-SLOW = {"cifar10.py", "cifar10.py:distillkac", "celeba64.py", "lsun_bedroom256.py",
-        "lsun_bedroom256.py:quick"}
+# traced, not run: the full-size UNets (a minute or more a step on 2 cores), and the quick image variants,
+# which take real steps on prepared data in test_multihost.py (cifar10) and test_prepare.py (the others)
+TRACED = {"cifar10.py", "cifar10.py:distillkac", "celeba64.py", "lsun_bedroom256.py",
+          "cifar10.py:quick", "celeba64.py:quick", "lsun_bedroom256.py:quick"}
 SPECS = [f"{name}.py" + (f":{variant}" if variant else "") for name, variants in VARIANTS.items()
          for variant in variants]
 
@@ -90,17 +94,44 @@ def test_the_dataset_decides_the_data_keys_whatever_the_order():
         config_values.load(_path("toy2d.py"), [("data.name", "mnist")])
 
 
-@pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in SPECS])
-def test_every_variant_validates_and_takes_a_training_step(spec):
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The three image datasets, prepared by kacjax-prepare from fake official files (validation reads them:
+    the FID modes check which data their reference statistics belong to)."""
+    import official_fakes
+
+    from kacjax.data.prepare import prepare
+
+    source, prepared = tmp_path_factory.mktemp("official"), tmp_path_factory.mktemp("tfds")
+    for write in (official_fakes.write_cifar_binary, official_fakes.write_celeba, official_fakes.write_lsun):
+        write(source)
+    for name in ("cifar10", "celeb_a", "lsun/bedroom"):
+        prepare(name, str(source), str(prepared), log=lambda _: None)
+    return str(prepared)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_variant_validates_and_takes_a_training_step(spec, data_dir):
     config = config_values.load(_path(spec))
+    if "data_dir" in config.data:
+        config.data.data_dir = data_dir
     validate(config, config.pipeline)  # against all (8 fake) devices, as the command line does
     shape, num_classes = example_shape(config.data), config.model.get("num_classes")
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (1, *shape)).astype(np.float32)
     data = Input(ArraySource(x, rng.integers(0, num_classes or 1, 1).astype(np.int32), num_classes),
                  global_batch_size=1, seed=0)
-    run = setup.teacher_run(config, devices=jax.devices()[:1], data=data)
-    state, metrics = run.train_step(run.state, parallel.shard_batch(data.batch(0), run.mesh))
+    batch = parallel.shard_batch(data.batch(0), parallel.make_mesh(jax.devices()[:1]))
+
+    def one_step(batch):
+        run = setup.teacher_run(config, devices=jax.devices()[:1], data=data)
+        return run.train_step(run.state, batch)
+
+    if spec in TRACED:
+        state, metrics = jax.eval_shape(one_step, batch)
+        assert state.step.shape == () and metrics["loss"].shape == metrics["grad_norm"].shape == ()
+        return
+    state, metrics = one_step(batch)
     assert int(state.step) == 1 and int(metrics["skipped"]) == 0, metrics
     for name in ("loss", "grad_norm"):  # a real update (with warm-up, its learning rate is still 0)
         assert math.isfinite(float(metrics[name])) and float(metrics[name]) > 0, metrics
