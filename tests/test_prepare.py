@@ -298,17 +298,25 @@ def test_a_bad_image_mid_write_leaves_nothing_prepared_and_a_rerun_cleans_up(sou
     assert (data_dir / "celeb_a" / "2.1.0" / "dataset_info.json").is_file()
 
 
-# about 35 s each on 2 idle cores, mostly compiling; cifar10.py:quick trains on prepared data in
-# test_multihost.py (its FID test)
+# one device, no checkpoint: mostly compiling; cifar10.py:quick trains (8 devices, with checkpoints) on
+# prepared data in test_multihost.py (its FID test)
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["celeba64.py:quick", "lsun_bedroom256.py:quick"])
-def test_quick_config_trains_a_step_on_prepared_data(config, prepared, tmp_path):
-    from kacjax.cli.modes import run_pipeline
+def test_quick_config_trains_a_step_on_prepared_data(config, prepared):
+    import jax
+
+    from kacjax.cli.modes import validate
     from kacjax.configs.defaults import load_config
+    from kacjax.runtime import parallel
+    from kacjax.training import setup
 
     c = load_config(os.path.join(ROOT, "experiments", config))
     c.data.data_dir = prepared
-    c.train.update(num_steps=1, checkpoint_every=1)
-    run_pipeline(c, str(tmp_path), ("train",))
-    metrics = [json.loads(line) for line in open(os.path.join(tmp_path, "teacher", "metrics.jsonl"))]
-    assert [m["step"] for m in metrics] == [1] and np.isfinite(metrics[0]["loss"])
+    c.train.batch_size = 2  # the quick config's pipeline and network at its resolution, the least compute
+    validate(c, ("train",), devices=jax.devices()[:1])
+    run = setup.teacher_run(c, devices=jax.devices()[:1])  # the config's own input over the prepared data
+    batch = run.data.batch(0)
+    assert batch["x"].shape == (c.train.batch_size, *run.data.shape) and run.data.num_examples == 8
+    state, metrics = run.train_step(run.state, parallel.shard_batch(batch, run.mesh))
+    assert int(state.step) == 1 and int(metrics["skipped"]) == 0
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
