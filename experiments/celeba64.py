@@ -1,6 +1,7 @@
 """CelebA 64x64 (unconditional): Kac flow teacher and the DistillKac chain.
 
-Needs celeb_a prepared in TFDS array_record format (see docs/data.md):
+Needs celeb_a prepared from its official files (docs/data.md), then:
+  kacjax-prepare celeb_a --source DIR_WITH_img_align_celeba.zip_AND_ITS_LISTS --data_dir $TFDS_DATA_DIR
   kacjax --config experiments/celeba64.py --workdir $WORKDIR --config.data.data_dir=$TFDS_DATA_DIR
 Variants: ':quick' (a smoke test).
 

@@ -1,6 +1,7 @@
 """CIFAR-10 (32x32, 10 classes): guided Kac flow teacher and the DistillKac chain.
 
-Needs CIFAR-10 prepared in TFDS array_record format (see docs/data.md):
+Needs CIFAR-10 prepared from its official files (docs/data.md), then:
+  kacjax-prepare cifar10 --source DIR_WITH_cifar-10-binary.tar.gz --data_dir $TFDS_DATA_DIR
   kacjax --config experiments/cifar10.py --workdir $WORKDIR --config.data.data_dir=$TFDS_DATA_DIR
 Multi-host: launch/tpu_pod.sh or launch/slurm_gpu.sbatch with CONFIG=experiments/cifar10.py.
 Variants: ':distillkac' (the larger DistillKac UNet), ':quick' (a smoke test).

@@ -1,6 +1,7 @@
 """LSUN Bedroom 256x256 (unconditional): Kac flow teacher and the DistillKac chain.
 
-Needs lsun/bedroom prepared in TFDS array_record format (see docs/data.md); a pod or a
+Needs lsun/bedroom prepared from its official files (docs/data.md:
+kacjax-prepare lsun/bedroom --source DIR_WITH_bedroom_*_lmdb.zip --data_dir $TFDS_DATA_DIR); a pod or a
 multi-GPU cluster is the realistic target:
   TPU_NAME=... ZONE=... PROJECT=... CONFIG=experiments/lsun_bedroom256.py WORKDIR=gs://... launch/tpu_pod.sh
 Variants: ':quick' (a smoke test).
