@@ -14,6 +14,10 @@ Random-flight noise instead of a Kac process per pixel (kacjax.flight): :flight2
 horizontally adjacent pixel pairs by planar flights (a = 9), :flight4 groups of four pixels by
 4-D flights (a = 4.5); both match the per-coordinate variance of the default a = 9 at long times:
   kacjax --config experiments/digits.py:flight2 --workdir runs/digits_flight2
+Does finite speed help? The main job once per noise family and training seed (Kac, flights, line-Kac
+over 4 pixels and over the whole image, Brownian, Gaussian flow matching; 21 runs of about 6 minutes,
+finished runs reused), then noise_report.{md,json,csv,png}:
+  kacjax --config experiments/digits.py:compare_noise --workdir runs/digits_noise
 Smoke test: experiments/digits.py:quick.
 """
 
@@ -51,6 +55,9 @@ def get_config(variant: str = ""):
     elif variant in ("flight2", "flight4"):
         # a d-flight of rate a has the long-time per-coordinate variance of a 1-D process of rate a d / 2
         c.flow.update(noise_dim=int(variant[-1]), a=9.0 * 2 / int(variant[-1]))
+    elif variant == "compare_noise":
+        c.pipeline = ("compare_noise",)
+        c.compare_noise.update(families=("kac", "flight2", "flight4", "line4", "line64", "brownian", "linear"))
     elif variant == "quick":
         c.train.update(num_steps=60, log_every=20, checkpoint_every=30, warmup_steps=10, ema_decay=0.9)
         c.distill.update(student_steps=(4, 1), teacher_steps=8, train_steps=(20, 20), learning_rates=(2e-4, 2e-4))
@@ -58,5 +65,6 @@ def get_config(variant: str = ""):
         c.sample.update(num=20, steps=8)
         c.evaluate.update(num_samples=100, steps=(1, 4), teacher_steps=8, guidance_ws=(0.0, 2.0))
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}; use '', 'guidance', 'flight2', 'flight4' or 'quick'")
+        raise ValueError(f"unknown variant {variant!r}; use '', 'guidance', 'flight2', 'flight4', 'compare_noise' "
+                         "or 'quick'")
     return c

@@ -9,6 +9,10 @@ Isotropic noise: each point carried by a planar random flight (kacjax.flight) in
 independent Kac processes:
   kacjax --config experiments/toy2d.py:flight2 --workdir runs/toy2d_flight2
 
+Does finite speed help? The run once per noise family (Kac, planar flight, line-Kac, Brownian,
+Gaussian flow matching) and training seed, then noise_report.{md,json,csv,png}:
+  kacjax --config experiments/toy2d.py:compare_noise --workdir runs/toy2d_noise
+
 Writes runs/toy2d/toy2d.png (samples, trajectories, speeds) and
 runs/toy2d/toy2d_metrics.json (energy distance, sliced Wasserstein, mode coverage per
 sampler, against held-out target samples, next to the untrained model).
@@ -34,13 +38,17 @@ def get_config(variant: str = ""):
         keep_checkpoints=2,
     )
     c.sample.update(method="ab2", steps=100)
-    # evaluate: samplers compared at `steps` steps each on `num_samples` draws.
-    c.evaluate = dict(num_samples=4000, steps=100, methods=("euler", "midpoint", "ab2"), num_trajectories=64)
+    # evaluate: samplers compared at `steps` steps each on `num_samples` draws; Euler also at few_steps.
+    c.evaluate = dict(num_samples=4000, steps=100, few_steps=(1, 2, 4), methods=("euler", "midpoint", "ab2"),
+                      num_trajectories=64)
     if variant == "quick":
         c.train.update(num_steps=1500, log_every=500, checkpoint_every=500, ema_decay=0.99)
         c.evaluate.update(num_samples=1000, steps=50)
+    elif variant == "compare_noise":
+        c.pipeline = ("compare_noise",)
+        c.compare_noise.update(families=("kac", "flight2", "line2", "brownian", "linear"), modes=("train", "evaluate"))
     elif variant == "flight2":
         c.flow.update(noise_dim=2)  # a = 9: the per-coordinate long-time variance of the default
     elif variant:
-        raise ValueError(f"unknown variant {variant!r}; use '', 'quick' or 'flight2'")
+        raise ValueError(f"unknown variant {variant!r}; use '', 'quick', 'flight2' or 'compare_noise'")
     return c

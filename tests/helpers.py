@@ -4,6 +4,7 @@ import os
 import re
 
 import jax
+import numpy as np
 
 from kacjax.configs.defaults import load_config
 
@@ -70,6 +71,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ball_points(dim: int, c: float, a: float, last=(1.0, 1.0)):
+    """Test points of the ball ``|x| <= c t`` at extreme and ordinary times, float32 ``(times, 64, dim)``.
+
+    Returns ``(times (8,), x, frac (64,))``: per time, 58 random radii in ``[0, 1) c t`` (signed radii of
+    a random direction, also ``(-1, 0)`` when ``last`` holds a negative entry), then the centre, ``1 - 1e-7``,
+    ``1 - 1e-6``, ``1 - 1e-3`` and ``last`` (fractions of ``c t``: 1 on the sphere); ``times`` span 0, 1e-30
+    and ``a t = 400``.
+    """
+    rng = np.random.default_rng(1)
+    times = np.array([0.0, 1e-30, 1e-12, 1e-6, 0.01, 0.5, 1.0, 400.0 / a], np.float32)
+    low = -1.0 if min(last) < 0 else 0.0
+    rows = []
+    for t in times:
+        direction = rng.standard_normal((64, dim))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        frac = np.concatenate([rng.uniform(low, 1, 58), [0.0, 1 - 1e-7, 1 - 1e-6, 1 - 1e-3, *last]])
+        rows.append(direction * (c * t * frac)[:, None])
+    return times, np.stack(rows).astype(np.float32), frac
 
 
 def tiny_config(data: str = "toy2d", **train):

@@ -27,13 +27,16 @@ from kacjax.runtime import parallel
 from kacjax.training import setup
 
 # each experiment's variants, as its get_config lists them
-VARIANTS = {"toy2d": ("", "quick", "flight2"), "digits": ("", "guidance", "flight2", "flight4", "quick"),
+VARIANTS = {"toy2d": ("", "quick", "flight2", "compare_noise"),
+            "digits": ("", "guidance", "flight2", "flight4", "compare_noise", "quick"),
             "cifar10": ("", "distillkac", "quick"), "celeba64": ("", "quick"),
             "lsun_bedroom256": ("", "quick")}
-# traced, not run: the full-size UNets (a minute or more a step on 2 cores), and the quick image variants,
-# which take real steps on prepared data in test_multihost.py (cifar10) and test_prepare.py (the others)
+# traced, not run: the full-size UNets (a minute or more a step on 2 cores), the quick image variants,
+# which take real steps on prepared data in test_multihost.py (cifar10) and test_prepare.py (the others),
+# and the noise comparisons, whose base step is the default variant's (validate checks each of their runs)
 TRACED = {"cifar10.py", "cifar10.py:distillkac", "celeba64.py", "lsun_bedroom256.py",
-          "cifar10.py:quick", "celeba64.py:quick", "lsun_bedroom256.py:quick"}
+          "cifar10.py:quick", "celeba64.py:quick", "lsun_bedroom256.py:quick", "toy2d.py:compare_noise",
+          "digits.py:compare_noise"}
 SPECS = [f"{name}.py" + (f":{variant}" if variant else "") for name, variants in VARIANTS.items()
          for variant in variants]
 

@@ -11,7 +11,7 @@ import kacjax
 from helpers import chain_config, collectives_in_loops, copy_teacher, tiny_config
 from kacjax.evaluation.generator import Generator
 from kacjax.runtime import parallel
-from kacjax.training import distill, setup, steps
+from kacjax.training import distill, rundir, setup, steps
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
 from kacjax.training.teacher import train
 from kacjax.training.trained import Trained
@@ -98,25 +98,34 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     assert Checkpointer(dirs[1]).latest_step() == before
 
 
-def test_flight_noise_runs_teacher_to_student_and_is_inherited(tmp_path):
-    """noise_dim = 4 (4-D flights over groups of four pixels): the teacher trains, the chain distils,
-    both checkpoints record the noise, the loaded student's flow draws flights, and a rerun of the
-    teacher with the 1-D noise is refused as another architecture."""
+@pytest.mark.parametrize("process, dim, a", [("kac", 4, 4.5), ("line", 64, 9.0), ("brownian", 1, 9.0),
+                                             ("linear", 1, 9.0)])
+def test_every_noise_family_runs_teacher_to_student_and_is_inherited(tmp_path, process, dim, a):
+    """4-D flights over groups of four pixels, line-Kac over the whole 8x8 example, and the Gaussian
+    baselines: the teacher trains, the chain distils, both checkpoints record the noise, the loaded
+    student's flow draws it, a rerun of the teacher with the default noise is refused as another
+    architecture, and a checkpoint written before ``noise_process`` existed reads as ``kac``."""
     config = chain_config(student_steps=(2,), train_steps=(2,), teacher_steps=4)
-    config.flow.update(noise_dim=4, a=4.5)
+    config.flow.update(noise_dim=dim, a=a, noise_process=process)
     train(config, str(tmp_path))
     dirs = distill.distill(config, str(tmp_path))
     for directory in (os.path.join(tmp_path, "teacher"), dirs[0]):
-        assert Checkpointer(directory).read_meta()["config"]["flow"]["noise_dim"] == 4
+        flow = Checkpointer(directory).read_meta()["config"]["flow"]
+        assert (flow["noise_dim"], flow["noise_process"]) == (dim, process)
     student = kacjax.load(str(tmp_path), -1)
-    assert student.flow.noise_dim == 4 and student.flow.a == 4.5
+    assert (student.flow.noise_dim, student.flow.noise_process, student.flow.a) == (dim, process, a)
     x = student.sample(jax.random.PRNGKey(0), 4, labels=1)
     assert x.shape == (4, 8, 8, 1) and np.all(np.isfinite(np.asarray(x)))
     kac_config = chain_config(student_steps=(2,), train_steps=(2,), teacher_steps=4)
-    kac_config.flow.a = 4.5
+    kac_config.flow.a = a
     kac_config.train.num_steps = 6
-    with pytest.raises(CheckpointError, match="noise_dim"):
+    with pytest.raises(CheckpointError, match="noise_"):
         train(kac_config, str(tmp_path))
+    saved = {"model": dict(config.model), "flow": {k: v for k, v in kac_config.flow.items() if k != "noise_process"}}
+    rundir.check_architecture(saved, kac_config, "old", "")  # no key: the Kac noise
+    if process != "kac":
+        with pytest.raises(CheckpointError, match=f"noise_process.: .{process}"):
+            rundir.check_architecture(saved, config, "old", "")
 
 
 def _stage_run(config, teacher_dir):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from helpers import enable_x64
+from helpers import ball_points, enable_x64
 from kacjax import flight
 
 # (a, c, t) spanning a t from 0.1 to 40.
@@ -192,15 +192,7 @@ def test_velocity_bounded_and_finite_in_float32(dim):
     for a t = 400; no NaN or inf anywhere; float32 agrees with float64 to 1e-5 c; the limits at the
     sphere (c for d = 2, 3c/4 for d = 4) and at the centre (v ~ x / (t + 2/a) style: finite)."""
     a, c = 9.0, 3.0
-    rng = np.random.default_rng(1)
-    times = np.array([0.0, 1e-30, 1e-12, 1e-6, 0.01, 0.5, 1.0, 400.0 / a], np.float32)
-    rows = []
-    for t in times:
-        direction = rng.standard_normal((64, dim))
-        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-        frac = np.concatenate([rng.uniform(0, 1, 58), [0.0, 1 - 1e-7, 1 - 1e-6, 1 - 1e-3, 1.0, 1.0]])
-        rows.append(direction * (c * t * frac)[:, None])
-    x = np.stack(rows).astype(np.float32)  # (times, 64, dim)
+    times, x, frac = ball_points(dim, c, a)  # x: (times, 64, dim)
     t = times[:, None]
     flag = np.broadcast_to(frac == 1.0, x.shape[:-1])  # rounding puts |x| on either side of ct: say which
     v32 = np.asarray(velocity(x, t, a=a, c=c, dim=dim, on_sphere=flag))

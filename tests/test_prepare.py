@@ -21,7 +21,7 @@ import official_fakes as fakes
 from helpers import ROOT
 from kacjax.cli import prepare as prepare_cli
 from kacjax.data import build_source
-from kacjax.data.prepare import SourceError, official, prepare, prepared_dir
+from kacjax.data.prepare import official, prepare, prepared_dir
 
 
 @pytest.fixture(scope="module")

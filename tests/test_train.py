@@ -206,6 +206,8 @@ def test_guidance_combines_both_branches_in_one_call():
         ("data", "target", "spiral", "toy2d target"),
         ("flow", "noise_dim", 3, "no closed form"),
         ("flow", "noise_dim", 4, r"examples of shape \(2,\) have 2; use noise_dim in \[1, 2\]"),
+        ("flow", "noise_process", "heat", "noise_process must be one of"),
+        ("flow", "noise_process", "line", "line-Kac group's dim must be an int >= 2"),
     ],
 )
 def test_impossible_config_values_are_refused(tmp_path, section, key, value, match):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional, Sequence
 
 from kacjax.cli.compare_guidance import check_compare_guidance_config, compare_guidance
+from kacjax.cli.compare_noise import check_compare_noise_config, compare_noise
 from kacjax.cli.config_values import check_numbers
 from kacjax.evaluation.modes import (check_evaluate_config, check_fid_stats_config, check_sample_config, evaluate,
                                      fid_stats, sample)
@@ -38,6 +39,9 @@ MODES = {
     "fid_stats": Mode(fid_stats, check_fid_stats_config),
     "compare_guidance": Mode(compare_guidance, check_compare_guidance_config),
 }
+# compare_noise runs the modes above, once per noise family and seed
+MODES["compare_noise"] = Mode(lambda config, workdir: compare_noise(config, workdir, MODES),
+                              lambda config, mesh: check_compare_noise_config(config, mesh, MODES))
 
 
 def validate(config, modes: Sequence[str], *, devices: Optional[Sequence] = None) -> None:

@@ -14,9 +14,12 @@ def base_config() -> ConfigDict:
     c.seed = 0
     c.pipeline = ("train", "sample")
 
-    # noise_dim: 1, a Kac process per coordinate (the papers); 2 or 4, a random flight per group of
-    # that many consecutive coordinates (kacjax.core.flow).
-    c.flow = ConfigDict(dict(a=9.0, c=3.0, T=1.0, f_schedule="linear", g_schedule="t", noise_dim=1))
+    # noise_process: "kac" (the papers), "line" (a Kac process along a random line per group), "brownian" or
+    # "linear" (the Gaussian baselines, sigma^2 = c^2 / a); noise_dim: the size of the groups of consecutive
+    # coordinates one process carries: "kac" 1 (a process per coordinate) or 2 or 4 (a random flight per
+    # group), "line" any size >= 2 dividing the example, Gaussian 1 (kacjax.core.noise).
+    c.flow = ConfigDict(dict(a=9.0, c=3.0, T=1.0, f_schedule="linear", g_schedule="t", noise_dim=1,
+                             noise_process="kac"))
 
     c.data = ConfigDict(dict(name="digits"))
 
@@ -76,6 +79,11 @@ def base_config() -> ConfigDict:
             train=dict(batch_size=128, ema_decay=0.999, warmup_steps=0, log_every=100, checkpoint_every=500),
         )
     )
+    # The `compare_noise` mode: the experiment once per noise family (kac, flight2, flight4, line<d>,
+    # brownian, linear; c scaled to match the flow's per-coordinate noise variance at t = T) and training
+    # seed, each run taking `modes`, then noise_report.* (kacjax.evaluation.reports.noise_comparison).
+    c.compare_noise = ConfigDict(dict(families=("kac", "brownian", "linear"), seeds=(0, 1, 2),
+                                      modes=("train", "distill", "evaluate")))
     return c
 
 

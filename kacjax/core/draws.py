@@ -1,9 +1,9 @@
-"""Exact random draws and float helpers shared by the Kac process and random flights.
+"""Exact random draws and float helpers shared by the Kac process, random flights and line-Kac noise.
 
 Uniforms with a free fair bit from one random word, Poisson counts by CDF inversion (exact for
-any mean), Dekker's exact product, and the argument check of every public function of
-:mod:`~kacjax.core.kac` and :mod:`~kacjax.core.flight`. Pure ``jax.numpy``; float32 by
-default, float64 when ``jax_enable_x64`` is on.
+any mean), Dekker's exact product, an underflow-free row norm, and the argument check of every
+public function of :mod:`~kacjax.core.kac`, :mod:`~kacjax.core.flight` and :mod:`~kacjax.core.line`.
+Pure ``jax.numpy``; float32 by default, float64 when ``jax_enable_x64`` is on.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ def two_prod(u, v):
     vh, vl = split(v)
     e = ((uh * vh - p) + uh * vl + ul * vh) + ul * vl
     return p, e
+
+
+def row_norm(x, keepdims=False):
+    """``|x|`` over the last axis, scaled by the largest entry so that tiny positions (``c t`` of
+    1e-30) do not underflow when squared."""
+    scale = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
+    safe = jnp.where(scale > 0, scale, 1.0)
+    norm = scale * jnp.sqrt(jnp.sum(jnp.square(x / safe), axis=-1, keepdims=True))
+    return norm if keepdims else norm[..., 0]
 
 
 def uniform_and_bit(key, shape, dtype):

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc
 
-from kacjax.core.draws import as_float, check_positive, float_dtype, poisson, two_prod, uniform_and_bit
+from kacjax.core.draws import as_float, check_positive, float_dtype, poisson, row_norm, two_prod, uniform_and_bit
 from kacjax.core.kac import atom_mass
 
 __all__ = ["DIMS", "check_dim", "sample", "simulate", "density", "radial_cdf", "atom_mass", "velocity"]
@@ -53,21 +53,12 @@ def _check(dim, a, c) -> None:
     check_positive(a=a, c=c)
 
 
-def _norm(x, keepdims=False):
-    """``|x|`` over the last axis, scaled by the largest entry so that tiny positions (``c t`` of
-    1e-30) do not underflow when squared."""
-    scale = jnp.max(jnp.abs(x), axis=-1, keepdims=True)
-    safe = jnp.where(scale > 0, scale, 1.0)
-    norm = scale * jnp.sqrt(jnp.sum(jnp.square(x / safe), axis=-1, keepdims=True))
-    return norm if keepdims else norm[..., 0]
-
-
 def _ball(x, t, c):
     """Scale-free coordinates of rows ``x (..., d)`` at time ``t``: ``(ct, gap, rho, w_hat)`` with
     ``ct = c t``, ``gap = c t - |x|`` (a few ulps accurate at the sphere, so the inside decision
     agrees with exact arithmetic), ``rho = |x|^2 / (c t)^2`` and ``w_hat = w / (c t) = sqrt(1 - rho)``
     (0 on and outside the sphere). Ratios, not squares of lengths: nothing underflows as t -> 0."""
-    radius = _norm(x)
+    radius = row_norm(x)
     ct, ct_err = two_prod(as_float(c), t)
     gap = (ct - radius) + ct_err
     inside = gap > 0
@@ -232,7 +223,7 @@ def velocity(x, t, *, a, c, dim, on_sphere=None):
     else:
         q = (a_ * t * w_hat**2)[..., None]  # a w^2 / (c^2 t)
         inner = 0.5 * c_ * xi * (3.0 + q) / (2.0 + q)  # (x / 2t)(3 + q)/(2 + q)
-    radius = _norm(x, keepdims=True)
+    radius = row_norm(x, keepdims=True)
     outward = c_ * x / jnp.where(radius > 0, radius, 1.0)
     sphere = (gap <= 0) if on_sphere is None else jnp.broadcast_to(on_sphere, x.shape[:-1])
     return jnp.where(sphere[..., None], outward, inner)

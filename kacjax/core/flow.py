@@ -1,17 +1,18 @@
-"""The Kac flow: data carried to Kac noise by 1-D Kac processes or by random flights.
+"""The Kac flow: data carried to noise by Kac processes, random flights, line-Kac or Gaussian noise.
 
-Forward process: ``x_t = f(t) x0 + K(g(t))`` for ``t`` in ``[0, T]``, with ``K`` Kac noise
-(rate ``a``, speed ``c``). The regression target of Kac flow matching is
-``u* = f'(t) x0 + g'(t) v(g(t), K)`` with ``v`` the noise's exact velocity, evaluated with
-the sampler's boundary flag. Generation integrates ``dx/dt = u(x, t)`` from ``T`` down to 0,
-starting from the prior ``K(g(T))``.
+Forward process: ``x_t = f(t) x0 + N(g(t))`` for ``t`` in ``[0, T]``, with ``N`` the noise of
+``noise_process`` (Kac noise by default: rate ``a``, speed ``c``). The regression target of flow
+matching is ``u* = f'(t) x0 + g'(t) v(g(t), N)`` with ``v`` the noise's exact velocity, evaluated
+with the sampler's boundary flag. Generation integrates ``dx/dt = u(x, t)`` from ``T`` down to 0,
+starting from the prior ``N(g(T))``.
 
-``noise_dim`` says what carries the coordinates. ``1`` (the papers' choice): an independent
-1-D Kac process per coordinate (:mod:`kacjax.core.kac`). ``2`` or ``4``: one random flight
-per group of ``noise_dim`` consecutive coordinates of each example's row-major (C order)
-flattening, e.g. horizontally adjacent pixel pairs of a one-channel ``(H, W, 1)`` image, or
-the point itself for 2-D toy data (:mod:`kacjax.core.flight`). The same grouping serves
-the noise, the target and the prior.
+``noise_process`` and ``noise_dim`` say what carries the coordinates (:mod:`kacjax.core.noise`):
+one process per group of ``noise_dim`` consecutive coordinates of each example's row-major (C
+order) flattening, e.g. horizontally adjacent pixel pairs of a one-channel ``(H, W, 1)`` image,
+or the point itself for 2-D toy data. ``"kac"`` with ``noise_dim`` 1 (the papers' choice) is an
+independent 1-D Kac process per coordinate, with 2 or 4 a random flight per group; ``"line"`` a
+1-D Kac process along a random line per group; ``"brownian"`` and ``"linear"`` the Gaussian
+baselines. The same grouping serves the noise, the target and the prior.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ import jax.numpy as jnp
 
 from jax.sharding import PartitionSpec
 
-from kacjax.core import flight, kac
+from kacjax.core import draws, noise as noise_families
 
 F_SCHEDULES = ("linear", "exp")
 G_SCHEDULES = ("t", "t2")
-NOISE_DIMS = (1, *flight.DIMS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +43,13 @@ class KacFlow:
       f_schedule: ``"linear"`` (``f = 1 - t/T``, the prior is pure noise) or
         ``"exp"`` (``f = exp(-t)``; the prior then ignores the ``f(T) x0`` term).
       g_schedule: ``"t"`` (``g = t``) or ``"t2"`` (``g = T (t/T)^2``).
-      noise_dim: 1 (a Kac process per coordinate), 2 or 4 (a random flight per group of
-        that many consecutive coordinates; see the module docstring). A coordinate of a
-        flight of rate ``a`` has the long-time variance of a 1-D process of rate
-        ``a noise_dim / 2``.
+      noise_dim: the size of the coordinate groups one noise process carries (see the module
+        docstring): for ``"kac"`` 1 (a Kac process per coordinate) or 2 or 4 (a random flight
+        per group; a coordinate of a flight of rate ``a`` has the long-time variance of a 1-D
+        process of rate ``a noise_dim / 2``); for ``"line"`` any size >= 2 that divides the
+        example, the whole example included; 1 for the Gaussian families.
+      noise_process: the noise family, a key of :data:`kacjax.core.noise.FAMILIES`: ``"kac"``,
+        ``"line"``, ``"brownian"`` or ``"linear"`` (``sigma^2 = c^2 / a`` for the last two).
     """
 
     a: float = 9.0
@@ -55,37 +58,52 @@ class KacFlow:
     f_schedule: str = "linear"
     g_schedule: str = "t"
     noise_dim: int = 1
+    noise_process: str = "kac"
 
     def __post_init__(self):
-        kac.check_positive(a=self.a, c=self.c, T=self.T)
+        draws.check_positive(a=self.a, c=self.c, T=self.T)
         if self.f_schedule not in F_SCHEDULES:
             raise ValueError(f"f_schedule must be one of {F_SCHEDULES}, got {self.f_schedule!r}")
         if self.g_schedule not in G_SCHEDULES:
             raise ValueError(f"g_schedule must be one of {G_SCHEDULES}, got {self.g_schedule!r}")
-        d = self.noise_dim
-        if d != 1 or isinstance(d, bool) or not isinstance(d, int):
-            try:
-                flight.check_dim(d)
-            except ValueError as e:
-                raise ValueError(f"noise_dim must be 1 (a Kac process per coordinate) or a flight's dim: {e}") from None
+        self.family.check_dim(self.noise_dim)
+
+    @property
+    def family(self) -> noise_families.NoiseFamily:
+        """The noise family of ``noise_process``."""
+        return noise_families.family(self.noise_process)
+
+    @property
+    def horizon(self) -> float:
+        """The noise clock ``g(T)`` at the prior (``T`` for both schedules)."""
+        return float(self.g(self.T))
 
     @property
     def limit_variance_rate(self) -> float:
         """``sigma^2`` with which each noise coordinate behaves like ``sigma W(t)`` at long times:
-        ``c^2 / a`` for Kac processes, ``2 c^2 / (a noise_dim)`` for random flights."""
-        rate = self.a if self.noise_dim == 1 else self.a * self.noise_dim / 2
-        return self.c * self.c / rate
+        ``c^2 / a`` for Kac processes and the Gaussian families, ``2 c^2 / (a noise_dim)`` for random
+        flights, ``c^2 / (a noise_dim)`` for line-Kac noise."""
+        return self.family.limit_rate(self.a, self.c, self.noise_dim)
+
+    def variance(self, clock):
+        """Per-coordinate variance of the noise at noise clock ``clock`` (its exact law)."""
+        return self.family.variance(clock, a=self.a, c=self.c, dim=self.noise_dim, horizon=self.horizon)
+
+    @property
+    def speed_bound(self):
+        """``c`` when every noise velocity is at most ``c`` in norm (the Kac families), else None."""
+        return self.c if self.family.bounded else None
 
     @property
     def noise_name(self) -> str:
         """What carries the coordinates, in words (for reports)."""
-        return {1: "Kac", 2: "planar flight", 4: "4-D flight"}[self.noise_dim]
+        return self.family.describe(self.noise_dim)
 
     def check_example_shape(self, shape) -> None:
         """Raises ValueError unless an example of ``shape`` splits into groups of ``noise_dim`` coordinates."""
         size = math.prod(shape)
         if size % self.noise_dim:
-            fits = [d for d in NOISE_DIMS if size % d == 0]
+            fits = [d for d in range(1, size + 1) if size % d == 0 and _accepts(self.family, d)]
             raise ValueError(f"flow.noise_dim={self.noise_dim} groups each example's coordinates in "
                              f"{self.noise_dim}s, but examples of shape {tuple(shape)} have {size}; "
                              f"use noise_dim in {fits}")
@@ -120,7 +138,7 @@ class KacFlow:
         return 2.0 * t / self.T
 
     def noise(self, key, clock, shape, *, mesh=None):
-        """Exact noise ``K(clock)``, drawn example by example.
+        """Exact noise ``N(clock)``, drawn example by example.
 
         Args:
           key: PRNG key; example ``i`` uses the ``i``-th of ``jax.random.split(key, B)``,
@@ -132,41 +150,33 @@ class KacFlow:
 
         Returns:
           ``(noise, on_boundary)`` of ``shape`` (float, bool): the flag marks draws with no
-          switch (on ``+-c clock``, or on the flight's sphere: then every coordinate of
-          the group is flagged).
+          switch (on ``+-c clock``, or on a group's sphere: then every coordinate of the group
+          is flagged; never for the Gaussian families).
         """
         self.check_example_shape(shape[1:])
         size, d = math.prod(shape[1:]), self.noise_dim
+        family, params = self.family, dict(a=self.a, c=self.c, horizon=self.horizon)
 
-        def one(k, s):  # flat draws: sampler blocks span the whole example
-            if d == 1:
-                x, on_boundary = kac.sample(k, s, (size,), a=self.a, c=self.c)
-            else:
-                x, on_sphere = flight.sample(k, s, (size // d, d), a=self.a, c=self.c, dim=d)
-                on_boundary = jnp.repeat(on_sphere, d)
-            return x.reshape(shape[1:]), on_boundary.reshape(shape[1:])
+        def one(k, s):  # one example's groups: (size // d, d)
+            x, flag = family.sample(k, s, (size // d, d), **params)
+            return x.reshape(shape[1:]), flag.reshape(shape[1:])
 
         keys = jax.random.split(key, shape[0])
         return per_example(one, mesh)(keys, jnp.broadcast_to(clock, shape[:1]))
 
     def noise_velocity(self, noise, clock, on_boundary):
-        """The exact velocity ``v(clock, K)`` of draws from :meth:`noise`, of ``noise``'s shape ``(B, ...)``.
+        """The exact velocity ``v(clock, N)`` of draws from :meth:`noise`, of ``noise``'s shape ``(B, ...)``.
 
         ``clock`` is ``(B,)``; ``on_boundary`` is :meth:`noise`'s flag, which alone decides the
         draws without a switch (speed ``c``).
         """
-        B = noise.shape[0]
-        if self.noise_dim == 1:
-            clock = clock.reshape((B,) + (1,) * (noise.ndim - 1))
-            return kac.velocity(noise, clock, a=self.a, c=self.c, on_atom=on_boundary)
-        d = self.noise_dim
-        rows = noise.reshape(B, -1, d)
-        on_sphere = on_boundary.reshape(B, -1, d)[..., 0]
-        v = flight.velocity(rows, clock[:, None], a=self.a, c=self.c, dim=d, on_sphere=on_sphere)
+        B, d = noise.shape[0], self.noise_dim
+        rows, flags = noise.reshape(B, -1, d), on_boundary.reshape(B, -1, d)
+        v = self.family.velocity(rows, clock, flags, a=self.a, c=self.c, horizon=self.horizon)
         return v.reshape(noise.shape)
 
     def prior_sample(self, key, shape, *, mesh=None):
-        """Draws the prior ``K(g(T))`` of ``shape`` ``(B, ...)`` (exact Kac noise; see :meth:`noise`)."""
+        """Draws the prior ``N(g(T))`` of ``shape`` ``(B, ...)`` (exact noise; see :meth:`noise`)."""
         t_end = self.g(jnp.asarray(self.T, jnp.result_type(float)))
         x, _ = self.noise(key, t_end, shape, mesh=mesh)
         return x
@@ -181,8 +191,8 @@ class KacFlow:
           mesh: optional mesh for the noise (see :meth:`noise`).
 
         Returns:
-          ``(x_t, target)``, both of ``x0``'s shape: ``x_t = f x0 + K(g(t))`` and
-          ``target = f' x0 + g' v(g(t), K)``, with ``v`` evaluated on the sampled
+          ``(x_t, target)``, both of ``x0``'s shape: ``x_t = f x0 + N(g(t))`` and
+          ``target = f' x0 + g' v(g(t), N)``, with ``v`` evaluated on the sampled
           noise and its boundary flag (never re-derived from ``x_t``).
         """
         t = t.astype(x0.dtype)
@@ -193,6 +203,14 @@ class KacFlow:
         x_t = self.f(t) * x0 + noise
         target = self.df(t) * x0 + self.dg(t) * speed
         return x_t, target
+
+
+def _accepts(family, dim) -> bool:
+    try:
+        family.check_dim(dim)
+    except ValueError:
+        return False
+    return True
 
 
 def per_example(fn, mesh=None):

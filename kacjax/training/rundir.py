@@ -45,7 +45,7 @@ W_EMBEDDING_KEY = "w_embedding"  # set on students by the chain (distill.w_range
 W_HEAD_KEY = "w_head"  # likewise: the w-scaled output head of a conditioned student
 COMPUTE_KEYS = ("dtype",)  # model keys that set how the network computes, not what it is
 # keys added after checkpoints were written without them: a missing key means this value
-ADDED_KEYS = {"flow": {"noise_dim": 1}}
+ADDED_KEYS = {"flow": {"noise_dim": 1, "noise_process": "kac"}}
 
 
 def latest_step(directory: str) -> Optional[int]:

@@ -220,8 +220,8 @@ def stability(path: Generated, fine: Generated, stride: int) -> dict:
 
 def velocity(models: Models, fine: Generated, labels, seed: int) -> dict:
     """Speeds near the data end: the exact noise's, and the teacher's along the fine path (first rows)."""
-    logs.info("evaluate: velocity near the data end (exact Kac draws; the teacher along its path)")
     flow = models.teacher.flow
+    logs.info(f"evaluate: velocity near the data end (exact {flow.noise_name} draws; the teacher along its path)")
     clocks = np.geomspace(1e-3, float(flow.g(flow.T)), 40)
     return {"noise": velocity_profile.noise_speeds(jax.random.PRNGKey(seed + 12), clocks, flow),
             "teacher": velocity_profile.teacher_speeds(models.teacher, np.asarray(fine.trajectory)[:, :_GRID],

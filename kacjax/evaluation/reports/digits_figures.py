@@ -45,23 +45,25 @@ def stability(path: str, stability_rows: dict) -> None:
 
 
 def velocity(path: str, profile: dict) -> None:
-    """Left: the Kac noise velocity against its Brownian limit as the noise clock goes to 0.
-    Right: the trained teacher's guided velocity along its sampling path, with its bound."""
+    """Left: the noise velocity against the Brownian limit as the noise clock goes to 0.
+    Right: the trained teacher's guided velocity along its sampling path, with its bound (if any)."""
     fig, (left, right) = subplots(2, (10.5, 3.8))
     noise = profile["noise"]
     left.loglog(noise["clock"], noise["brownian_rms"], "--", color="C3", label="Brownian limit, RMS σ/(2√s)")
     name = noise.get("noise", "Kac")
     left.loglog(noise["clock"], noise["kac_rms"], "o-", ms=3, color="C0", label=f"{name}, RMS |v(s, K(s))|")
     left.loglog(noise["clock"], noise["kac_max"], "-", lw=0.8, color="C0", alpha=0.6, label=f"{name}, largest |v|")
-    left.axhline(noise["c"], color="k", lw=0.8, ls=":", label=f"speed bound c = {noise['c']:g}")
+    if noise["c"] is not None:
+        left.axhline(noise["c"], color="k", lw=0.8, ls=":", label=f"speed bound c = {noise['c']:g}")
     left.set(xlabel="noise clock s = g(t) (data end at 0)", ylabel="|velocity|",
              title="noise velocity near the data end")
     left.legend(fontsize=7)
     teacher = profile["teacher"]
     right.plot(teacher["t"], teacher["rms"], "o-", ms=2, label="RMS |u_θ|")
     right.plot(teacher["t"], teacher["max"], "-", label="largest |u_θ|")
-    right.axhline(teacher["bound"], color="k", lw=0.8, ls=":",
-                  label=f"bound of the guided target ({teacher['bound']:g})")
+    if teacher["bound"] is not None:
+        right.axhline(teacher["bound"], color="k", lw=0.8, ls=":",
+                      label=f"bound of the guided target ({teacher['bound']:g})")
     right.set(xlabel="t (sampling runs from T to 0)", ylabel="|velocity|", title="trained teacher along its path")
     right.invert_xaxis()
     right.legend(fontsize=7)

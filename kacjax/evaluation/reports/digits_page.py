@@ -55,12 +55,13 @@ def write(path: str, *, facts: PageFacts, report: dict, table: str) -> None:
     """Writes the page of ``report`` (the digits report's dict) with its Markdown ``table`` to ``path``;
     images are linked relative to its directory."""
     grids = "\n".join(f"| {label} | ![{label}]({name}) |" for label, name in report["grids"].items())
+    noise = report["velocity"]["noise"]
     lines = [
         "# kacjax on digits: Kac flow teacher and DistillKac students",
         "",
         f"Made {time.strftime('%Y-%m-%d %H:%M')} from `{os.path.dirname(os.path.abspath(path))}`.",
-        f"Teacher: {facts.teacher_train_steps} steps of Kac flow matching (a = {facts.a:g}, c = {facts.c:g}, "
-        f"noise: {report['velocity']['noise']['noise']}). "
+        f"Teacher: {facts.teacher_train_steps} steps of flow matching (noise: {noise['noise']}, "
+        f"a = {facts.a:g}, c = {facts.c:g}). "
         f"Distillation chain: {_chain(facts)}.",
         f"Every row is scored on {report['num_samples']} samples (labels cycling 0-9, the same prior draws for "
         "every model) by a small digits classifier: FD-digits, the Fréchet distance of its hidden features to "
@@ -94,9 +95,11 @@ def write(path: str, *, facts: PageFacts, report: dict, table: str) -> None:
         "",
         "## Velocity near the data end",
         "",
-        "Left: the Kac noise velocity stays below the speed c as the noise clock goes to 0, where the "
-        "Brownian limit's (same c²/a) grows like 1/√s. Right: the trained teacher's guided velocity along "
-        "its sampling path, against the bound of its guided target.",
+        f"Left: the {noise['noise']} noise velocity as the noise clock goes to 0"
+        + (", below the speed c," if noise["c"] is not None else " (this noise has no speed bound)")
+        + " against the Brownian limit's (same c²/a), which grows like 1/√s. Right: the trained teacher's "
+        "guided velocity along its sampling path"
+        + (", against the bound of its guided target." if noise["c"] is not None else "."),
         "",
         "![velocity near the data end](velocity.png)",
         "",

@@ -5,8 +5,8 @@ velocity ``E[V | K = x]``, bounded by ``c``. In the diffusion limit (``a, c -> i
 ``c^2 / a = sigma^2``) the noise is ``sigma W`` and its velocity is ``x / (2 s)``, whose
 RMS over ``x ~ sigma W(s)`` is ``sigma / (2 sqrt(s))``: it grows without bound as the
 noise clock ``s -> 0``, the data end (random flights have the same limit, with their own
-``sigma``). :func:`noise_speeds` measures the Kac side with the exact sampler; :func:`teacher_speeds` measures what a trained network learned, along its
-own sampling path.
+``sigma``). :func:`noise_speeds` measures the flow's own noise (``flow.noise_process``) with its exact
+sampler; :func:`teacher_speeds` measures what a trained network learned, along its own sampling path.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from kacjax.core.guidance import velocity_field
 
 def noise_speeds(key, clocks, flow, *, num: int = 4096) -> dict:
     """RMS and largest per-coordinate ``|v(s, K(s))|`` over ``num`` exact noise coordinates at each
-    noise clock ``s``, for the flow's noise (Kac processes or random flights, ``flow.noise_dim``).
+    noise clock ``s``, for the flow's noise (``flow.noise_process`` and ``flow.noise_dim``).
 
     Args:
       key: PRNG key; clocks: ``(S,)`` noise times ``s > 0``; flow: the :class:`~kacjax.core.flow.KacFlow`.
@@ -28,7 +28,8 @@ def noise_speeds(key, clocks, flow, *, num: int = 4096) -> dict:
     Returns:
       ``{"clock", "kac_rms", "kac_max", "brownian_rms", "c", "noise"}``: lists of length ``S``
       (``brownian_rms = sigma / (2 sqrt(s))`` with ``sigma^2`` the noise's per-coordinate limit
-      variance rate), the bound ``c`` and the noise's name.
+      variance rate), the speed bound ``c`` (None for the Gaussian families, which have none) and
+      the noise's name.
     """
     s = jnp.asarray(clocks, jnp.float32)
     x, on_boundary = flow.noise(key, s, (s.shape[0], num))
@@ -37,7 +38,7 @@ def noise_speeds(key, clocks, flow, *, num: int = 4096) -> dict:
     return {"clock": np.asarray(clocks, float).tolist(),
             "kac_rms": np.sqrt(np.mean(np.square(speed), axis=1)).tolist(),
             "kac_max": np.max(speed, axis=1).tolist(),
-            "brownian_rms": (sigma / (2.0 * np.sqrt(np.asarray(clocks, float)))).tolist(), "c": float(flow.c),
+            "brownian_rms": (sigma / (2.0 * np.sqrt(np.asarray(clocks, float)))).tolist(), "c": flow.speed_bound,
             "noise": flow.noise_name}
 
 
@@ -51,14 +52,17 @@ def teacher_speeds(gen, trajectory, times, labels, w: float) -> dict:
 
     Returns:
       ``{"t", "rms", "max", "bound"}``: lists of length ``S`` and the bound of the guided
-      target, ``(1 + 2|w|) (max|f'| + max g' c)`` (data in ``[-1, 1]``).
+      target, ``(1 + 2|w|) (max|f'| + max g' c)`` (data in ``[-1, 1]``), None for a noise
+      without a speed bound.
     """
     u = jax.jit(velocity_field(gen.model, gen.params_for(None), labels, w=gen.guidance_weight(w),
                                null_label=gen.null_label))
     speeds = [np.abs(np.asarray(u(x, t))) for x, t in zip(trajectory, np.asarray(times))]
     flow = gen.flow
     grid = jnp.linspace(0.0, flow.T, 101)
-    target_bound = float(jnp.max(jnp.abs(flow.df(grid))) + jnp.max(flow.dg(grid)) * flow.c)
     scale = 1.0 + 2.0 * abs(gen.sampling.w if gen.sampling.w_baked else w)  # a baked-in w guides too
+    bound = None
+    if flow.speed_bound is not None:
+        bound = scale * float(jnp.max(jnp.abs(flow.df(grid))) + jnp.max(flow.dg(grid)) * flow.speed_bound)
     return {"t": np.asarray(times, float).tolist(), "rms": [float(np.sqrt(np.mean(v * v))) for v in speeds],
-            "max": [float(v.max()) for v in speeds], "bound": scale * target_bound}
+            "max": [float(v.max()) for v in speeds], "bound": bound}
