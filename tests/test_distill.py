@@ -24,6 +24,7 @@ from kacjax.training.trained import Trained
         (dict(student_steps=(4, 3), train_steps=(1, 1)), "whole number"),
         (dict(student_steps=(4,), train_steps=(1, 1)), "one entry per stage"),
         (dict(student_steps=(), train_steps=()), "empty"),
+        (dict(teacher_steps=0, student_steps=(4,), train_steps=(1,)), "distill.teacher_steps must be >= 1, got 0"),
         (dict(w_loss_power=1.0), "w_loss_power"),  # a weighting over w needs a range of w
         (dict(w_range=(0.0, 2.0), w_loss_power=-1.0), "w_loss_power"),
     ],

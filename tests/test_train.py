@@ -1,6 +1,7 @@
 """Teacher training: data parallelism, resume, checkpoints, EMA, guards, bad input."""
 
 import itertools
+import json
 import os
 import signal
 
@@ -206,6 +207,9 @@ def test_guidance_combines_both_branches_in_one_call():
         ("data", "target", "spiral", "toy2d target"),
         ("flow", "noise_dim", 3, "no closed form"),
         ("flow", "noise_dim", 4, r"examples of shape \(2,\) have 2; use noise_dim in \[1, 2\]"),
+        ("train", "b1", 1.0, r"train.b1 must be in \[0, 1\)"),
+        ("train", "b2", 1.0, r"train.b2 must be in \[0, 1\)"),
+        ("model", "dropout", 5.0, r"model.dropout must be in \[0, 1\)"),
         ("flow", "noise_process", "heat", "noise_process must be one of"),
         ("flow", "noise_process", "line", "line-Kac group's dim must be an int >= 2"),
     ],
@@ -321,3 +325,15 @@ def test_bfloat16_computes_in_bf16_with_float32_state_and_samples_in_float32(tmp
     assert losses["bfloat16"] != losses["float32"]  # it did compute in bfloat16
     assert kacjax.load(str(tmp_path / "bfloat16")).model.dtype == jnp.float32
     assert kacjax.load(str(tmp_path / "bfloat16"), dtype="bfloat16").model.dtype == jnp.bfloat16
+
+
+def test_a_metrics_line_cut_short_is_dropped_on_resume(tmp_path):
+    """A kill or a full disk in the middle of an append leaves half a JSON line; the resumed run drops it
+    and logs on, every line whole."""
+    train(tiny_config(num_steps=4), str(tmp_path))
+    path = tmp_path / "teacher" / "metrics.jsonl"
+    with open(path, "a") as f:
+        f.write('{"step": 6, "loss": 0.')
+    train(tiny_config(num_steps=6), str(tmp_path))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]

@@ -43,6 +43,14 @@ def _tensorboard_writer(logdir: str):
     return write
 
 
+def _record(line: str):
+    """One ``metrics.jsonl`` record, or None for a blank line or one cut short."""
+    try:
+        return json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
+
+
 class MetricWriter:
     """Writes scalar metrics for a run whose outputs live in ``logdir``."""
 
@@ -56,13 +64,16 @@ class MetricWriter:
             self._tensorboard = _tensorboard_writer(os.path.join(logdir, "tensorboard"))
 
     def discard_after(self, step: int) -> None:
-        """Drops records past ``step``: a run resumed from a checkpoint at ``step`` logs them again."""
+        """Drops records past ``step`` (a run resumed from a checkpoint at ``step`` logs them again) and a
+        last line cut short by a kill or a full disk; the file is replaced whole, never left half written."""
         if not self.enabled or not os.path.exists(self.path):
             return
         with open(self.path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-        with open(self.path, "w") as f:
+            kept = [line.rstrip("\n") + "\n" for line in f if (record := _record(line)) and record["step"] <= step]
+        partial = self.path + ".partial"
+        with open(partial, "w") as f:
             f.writelines(kept)
+        os.replace(partial, self.path)
 
     def write(self, step: int, scalars: dict, *, console: str = "") -> None:
         """Records ``scalars`` (name -> number) at ``step``; ``console`` is an extra note."""

@@ -38,6 +38,8 @@ def _check_chain(config) -> None:
     n = len(d.student_steps)
     if n == 0:
         raise ValueError("bad distill config: student_steps is empty")
+    if not d.teacher_steps >= 1:
+        raise ValueError(f"bad distill config: distill.teacher_steps must be >= 1, got {d.teacher_steps}")
     for k in range(n):
         fine, coarse = grids[k], grids[k + 1]
         if coarse < 1 or fine % coarse:

@@ -42,12 +42,16 @@ def check_train_config(config, mesh=None) -> None:
     flow.check_example_shape(shape)
     nc = config.model.get("num_classes")
     _require(nc is None or nc >= 1, f"model.num_classes must be None or >= 1, got {nc}")
+    dropout = config.model.get("dropout")
+    _require(dropout is None or 0.0 <= dropout < 1.0, f"model.dropout must be in [0, 1), got {dropout}")
     check_model(config.model, shape)  # unknown names and fields; the UNet's levels, heads and GroupNorms
     tr = config.train
     _require(tr.batch_size > 0, f"train.batch_size must be > 0, got {tr.batch_size}")
     _require(tr.num_steps >= 0, f"train.num_steps must be >= 0, got {tr.num_steps}")
     _require(0.0 <= tr.ema_decay < 1.0, f"train.ema_decay must be in [0, 1), got {tr.ema_decay}")
     _require(0.0 <= tr.label_dropout < 1.0, f"train.label_dropout must be in [0, 1), got {tr.label_dropout}")
+    for name in ("b1", "b2"):  # Adam's decay rates: 1 never forgets the first moment and trains on NaN
+        _require(0.0 <= tr[name] < 1.0, f"train.{name} must be in [0, 1), got {tr[name]}")
     _require(tr.learning_rate > 0, f"train.learning_rate must be > 0, got {tr.learning_rate}")
     _require(tr.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {tr.warmup_steps}")
     for name in ("log_every", "checkpoint_every", "keep_checkpoints", "max_nonfinite_streak"):
