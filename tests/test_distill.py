@@ -231,3 +231,26 @@ def test_distilled_student_beats_teacher_at_equal_steps(tmp_path):
     teacher4_euler = rms(teacher.solve(key, n, steps=4, sampler="euler").x)
     student4 = rms(student.solve(key, n).x)
     assert student4 < 0.85 * min(teacher4, teacher4_euler), (student4, teacher4, teacher4_euler)
+
+
+def test_the_python_api_refuses_bad_sampling_values_in_one_line(teacher_dir):
+    """``kacjax.load`` and ``Generator.sample`` check what they are given: a non-finite ``w``, ``steps``,
+    ``num`` or ``batch_size`` below 1, a stage that is not an int, a dtype that is not a float; a
+    finite ``w`` so large that the samples overflow raises instead of returning them."""
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(TypeError, match="stage must be an int"):
+        kacjax.load(teacher_dir, "1")
+    with pytest.raises(ValueError, match="dtype must be a float type"):
+        kacjax.load(teacher_dir, 0, dtype="int32")
+    teacher = kacjax.load(teacher_dir, 0)
+    for kwargs, match in ((dict(w=float("nan")), "w must be a finite number"),
+                          (dict(w=float("inf")), "w must be a finite number"),
+                          (dict(steps=0), "steps must be an integer >= 1, got 0"),
+                          (dict(batch_size=0), "batch_size must be an integer >= 1")):
+        with pytest.raises(ValueError, match=match):
+            teacher.sample(key, 4, **kwargs)
+    with pytest.raises(ValueError, match="num must be an integer >= 1, got 0"):
+        teacher.sample(key, 0)
+    with pytest.raises(FloatingPointError, match="not finite"):
+        teacher.sample(key, 4, w=1e38)
+    assert np.all(np.isfinite(teacher.sample(key, 4, steps=2)))

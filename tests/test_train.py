@@ -126,6 +126,20 @@ def test_nonfinite_step_is_skipped():
     assert int(good.nonfinite_streak) == 0 and int(good.nonfinite_total) == 1
 
 
+@pytest.mark.parametrize("tx", [optax.adam(0.1, b1=1.0), optax.sgd(jnp.inf)], ids=["adam_b1_1", "sgd_inf"])
+def test_an_update_that_makes_a_parameter_nonfinite_is_skipped(tx):
+    """Finite loss and gradients whose update is not finite (Adam with b1 = 1 divides by 1 - b1^t = 0; an
+    infinite learning rate): nothing changes and the step counts as skipped."""
+    params = {"w": jnp.array([1.0, 2.0])}
+    state = train_state.create(params, tx, jax.random.PRNGKey(0))
+    new, metrics = train_state.apply_gradients(state, jnp.float32(1.0), {"w": jnp.array([0.5, 1.0])}, tx, 0.9)
+    for tree in (new.params, new.ema_params, new.opt_state):
+        for leaf in jax.tree.leaves(tree):
+            assert np.all(np.isfinite(np.asarray(leaf, np.float64)))
+    np.testing.assert_array_equal(new.params["w"], params["w"])
+    assert int(metrics["skipped"]) == 1 and int(new.nonfinite_streak) == 1 and int(new.nonfinite_total) == 1
+
+
 def _fit_with(config, tmp_path, batch_at):
     mesh, data, state, step = _parts(config, jax.devices())
     ckpt = Checkpointer(str(tmp_path / "ckpt"))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 
@@ -30,7 +32,13 @@ class Generator(Trained):
 
     @classmethod
     def load(cls, directory: str, *, mesh=None, dtype="float32"):
-        """Restores ``directory``'s newest intact checkpoint for sampling, computing in ``dtype``."""
+        """Restores ``directory``'s newest intact checkpoint for sampling, computing in ``dtype`` (a float type)."""
+        try:
+            floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+        except TypeError:
+            floating = False
+        if not floating:
+            raise ValueError(f"dtype must be a float type such as 'float32' or 'bfloat16', got {dtype!r}")
         return super().load(directory, mesh=mesh, dtype=dtype)
 
     @property
@@ -49,10 +57,13 @@ class Generator(Trained):
         so two models solved with the same key start from the same points. ``track_speed``,
         ``mesh`` and ``timed``: see :func:`~kacjax.evaluation.sampling.generate`.
         """
+        _check_count("num", num)
+        if steps is not None:
+            _check_count("steps", steps)
         labels = self.labels_for(num, labels)
         return generate(
             key, self.params_for(mesh), labels, self.guidance_weight(w), model=self.model, flow=self.flow, num=num,
-            shape=self.shape, method=sampler or self.default_method, steps=steps or self.default_steps,
+            shape=self.shape, method=sampler or self.default_method, steps=self.default_steps if steps is None else steps,
             null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
             timed=timed,
         )
@@ -76,6 +87,8 @@ class Generator(Trained):
         w: guidance weight: any for the teacher, one in ``sampling.w_range`` for a
           guidance-conditioned student; a fixed-``w`` student has it baked in (pass None).
         """
+        _check_count("num", num)
+        _check_count("batch_size", batch_size)
         labels = self.labels_for(num, labels)
         keys = jax.random.split(key, -(-num // batch_size))
         out = []
@@ -84,6 +97,9 @@ class Generator(Trained):
             batch_labels = None if labels is None else labels[lo:hi]
             out.append(np.asarray(self.solve(keys[i], hi - lo, batch_labels, steps=steps, sampler=sampler, w=w).x))
         x = np.concatenate(out)
+        if not np.all(np.isfinite(x)):
+            raise FloatingPointError(f"{np.sum(~np.isfinite(x))} sample values are not finite (w={w}, steps={steps}, "
+                                     f"sampler={sampler}): a guidance weight this large overflows")
         return np.clip(x, -1.0, 1.0) if len(self.shape) == 3 else x
 
     @functools.cached_property
@@ -111,6 +127,8 @@ class Generator(Trained):
                                  "w (distill with distill.w_range for a student that takes w)")
             return 0.0
         w = float(s.w if w is None else w)
+        if not math.isfinite(w):
+            raise ValueError(f"w must be a finite number, got {w}")
         if s.w_range is not None and not s.w_range[0] <= w <= s.w_range[1]:
             raise ValueError(f"this guidance-conditioned student serves w in [{s.w_range[0]:g}, {s.w_range[1]:g}], "
                              f"got w={w:g}")
@@ -130,7 +148,14 @@ class Generator(Trained):
         return labels
 
 
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def load(workdir: str, stage: int = 0, *, chain: str = "", dtype: str = "float32") -> Generator:
     """Loads the EMA parameters of a stage of ``chain`` (0: teacher, k: k-th student, -1: last),
     sampling in ``dtype``; ``chain`` is the ``distill.name`` it was distilled under."""
+    if isinstance(stage, bool) or not isinstance(stage, (int, np.integer)):
+        raise TypeError(f"stage must be an int (0: teacher, k: k-th student, -1: last), got {stage!r}")
     return Generator.load(RunDir(workdir).resolve(stage, chain), dtype=dtype)

@@ -71,24 +71,34 @@ def step_rng(state: TrainState):
     return jax.random.fold_in(state.rng, state.step)
 
 
+def _all_finite(tree):
+    """Whether every float leaf of ``tree`` is finite (a bool scalar)."""
+    flags = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+
 def apply_gradients(state: TrainState, loss, grads, tx, ema_decay: float):
-    """One optimizer and EMA update, skipped when the loss or a gradient is not finite.
+    """One optimizer and EMA update, skipped when the loss or a gradient is not finite, or when the
+    update itself would make a parameter, an EMA parameter or an optimizer moment non-finite (so no
+    checkpoint ever holds one).
 
     Returns ``(new_state, metrics)`` with ``loss``, ``grad_norm`` and ``skipped``.
     """
     grad_norm = optax.tree.norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
     def update(current):
         params, ema_params, opt_state = current
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         ema_params = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema_params, params)
-        return params, ema_params, opt_state
+        new = (params, ema_params, opt_state)
+        ok = _all_finite(new)
+        return jax.lax.cond(ok, lambda: (new, ok), lambda: (current, ok))
 
     # One branch for the whole update: cheaper to compile than a select per leaf of three trees.
-    params, ema_params, opt_state = jax.lax.cond(
-        finite, update, lambda current: current, (state.params, state.ema_params, state.opt_state))
+    (params, ema_params, opt_state), finite = jax.lax.cond(
+        jnp.isfinite(loss) & jnp.isfinite(grad_norm), update, lambda current: (current, jnp.asarray(False)),
+        (state.params, state.ema_params, state.opt_state))
     skipped = (~finite).astype(jnp.int32)
     new_state = state.replace(
         step=state.step + 1,
