@@ -63,7 +63,8 @@ class Generator(Trained):
         labels = self.labels_for(num, labels)
         return generate(
             key, self.params_for(mesh), labels, self.guidance_weight(w), model=self.model, flow=self.flow, num=num,
-            shape=self.shape, method=sampler or self.default_method, steps=self.default_steps if steps is None else steps,
+            shape=self.shape, method=sampler or self.default_method,
+            steps=self.default_steps if steps is None else steps,
             null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
             timed=timed,
         )
