@@ -218,6 +218,17 @@ def test_a_stale_lock_file_does_not_block_and_only_process_0_holds(tmp_path, mon
             pass
 
 
+def test_deleting_the_lock_file_does_not_let_a_second_run_in(tmp_path):
+    """The workdir itself is locked too: with ``run.lock`` deleted mid-run, a second run is still refused."""
+    with workdir_lock.hold(str(tmp_path)):
+        os.remove(tmp_path / LOCK_FILE)
+        with pytest.raises(workdir_lock.WorkdirError, match="in use by another run, whose run.lock was deleted"):
+            with workdir_lock.hold(str(tmp_path)):
+                pass
+    with workdir_lock.hold(str(tmp_path)):  # released with the run
+        pass
+
+
 def test_a_full_disk_names_the_intact_step_and_the_rerun_resumes(capfd, tmp_path, monkeypatch, tiny_teacher):
     """Resumed at step 2, the save of step 4 finds the disk full in Orbax's save thread, as a real one would."""
 

@@ -1,8 +1,9 @@
 """One run per workdir: ``workdir/run.lock``, held by process 0 while a run writes there.
 
-The lock is the operating system's advisory ``flock`` on that file, so it ends with the
-process that holds it, however it ends (kill -9 included): a lock left by a dead run never
-blocks the rerun. The file records the holder (host, process id, since when) for the
+The lock is the operating system's advisory ``flock`` on that file and on the workdir itself (so
+deleting ``run.lock`` during a run does not let a second one in), so it ends with the process
+that holds it, however it ends (kill -9 included): a lock left by a dead run never blocks the
+rerun. The file records the holder (host, process id, since when) for the
 message that refuses a second run; it stays after the run. Readers (``kacjax.load``, the
 notebooks' plots) never lock. On a network filesystem the lock is the server's: NFS
 releases the lock of a lost host when its lease expires (about 90 s on NFSv4); a
@@ -36,10 +37,10 @@ def hold(workdir: str):
     Raises WorkdirError before the block when the workdir is a file, cannot be written or is
     held by another live run, naming the holder.
     """
-    fd, error = None, None
+    fds, error = (), None
     if jax.process_index() == 0:
         try:
-            fd = _acquire(workdir)
+            fds = _acquire(workdir)
         except WorkdirError as err:
             error = err
     if jax.process_count() > 1 and parallel.process_sum({"refused": np.int32(error is not None)})["refused"]:
@@ -49,11 +50,12 @@ def hold(workdir: str):
     try:
         yield
     finally:
-        if fd is not None:
+        for fd in fds:
             os.close(fd)  # releases the lock
 
 
-def _acquire(workdir: str) -> int:
+def _acquire(workdir: str) -> tuple:
+    """Locks ``workdir`` and its lock file; returns their open descriptors (closing them releases both)."""
     if not workdir:
         raise WorkdirError("the workdir is empty ('' names no directory); give --workdir a directory")
     if os.path.exists(workdir) and not os.path.isdir(workdir):
@@ -75,11 +77,22 @@ def _acquire(workdir: str) -> int:
     except OSError as err:
         logs.warn(f"the filesystem of {workdir} has no file locks ({err.strerror}): a second run on this workdir "
                   "would not be refused")
-        return fd
+        return (fd,)
+    directory = os.open(workdir, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        for held in (fd, directory):
+            os.close(held)
+        raise WorkdirError(f"workdir {workdir} is in use by another run, whose {LOCK_FILE} was deleted; wait for it "
+                           "to end or stop it, or choose another --workdir") from None
+    except OSError:  # a filesystem that locks files but not directories: the file's lock alone
+        os.close(directory)
+        directory = None
     since = datetime.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
     os.ftruncate(fd, 0)
     os.write(fd, (json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": since}) + "\n").encode())
-    return fd
+    return (fd,) if directory is None else (fd, directory)
 
 
 def _holder(fd: int) -> str:
