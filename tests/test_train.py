@@ -317,6 +317,36 @@ def test_damaged_latest_checkpoint_falls_back_loudly_and_training_repairs_it(tmp
     assert kacjax.load(str(tmp_path / "cut")).step == 4
 
 
+def _damage_meta(step_dir, how):
+    import shutil
+
+    if how == "bad_json":
+        (step_dir / "meta" / "metadata").write_text('{"role": "teacher", "config": {')
+    elif how == "empty_file":
+        (step_dir / "meta" / "metadata").write_text("")
+    elif how == "no_meta":
+        shutil.rmtree(step_dir / "meta")
+    else:  # an empty step directory
+        shutil.rmtree(step_dir)
+        step_dir.mkdir()
+
+
+@pytest.mark.parametrize("how", ["bad_json", "empty_file", "no_meta", "empty_step"])
+def test_a_newest_step_with_damaged_metadata_is_skipped_and_training_repairs_it(tmp_path, capsys, how):
+    """Whatever part of step 4 is damaged, loading names the step it uses (2) and training resumes from 2."""
+    import kacjax
+
+    config = tiny_config(num_steps=4)
+    train(config, str(tmp_path))
+    _damage_meta(tmp_path / "teacher" / "4", how)
+    capsys.readouterr()
+    assert kacjax.load(str(tmp_path)).step == 2
+    assert "step 2, the newest intact one" in capsys.readouterr().err
+    train(config, str(tmp_path))
+    assert kacjax.load(str(tmp_path)).step == 4
+    assert Checkpointer(str(tmp_path / "teacher")).read_meta()["role"] == "teacher"
+
+
 def test_bfloat16_computes_in_bf16_with_float32_state_and_samples_in_float32(tmp_path):
     """model.dtype=bfloat16: finite losses close to float32's, parameters, EMA and Adam moments in
     float32; the checkpoint samples in float32 unless asked."""

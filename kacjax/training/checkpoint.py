@@ -89,13 +89,42 @@ class Checkpointer:
             )
 
     def read_meta(self, step: Optional[int] = None) -> dict:
-        """The JSON saved with ``step`` (default: the latest)."""
-        step = self._existing_step(step)
-        return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        """The JSON saved with ``step``; by default the newest step whose JSON reads, falling back past
+        damaged ones (bad JSON, an empty file, a missing ``meta/``, an empty step) with a warning."""
+        if step is not None:
+            return self._read_meta(self._existing_step(step))
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        if not steps:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        for k, candidate in enumerate(steps):
+            try:
+                meta = self._read_meta(candidate)
+            except CheckpointError as err:
+                if k == len(steps) - 1:
+                    raise CheckpointError(f"no step of {self.directory} has readable metadata (steps {steps}); "
+                                          f"the oldest failed with: {err}") from None
+                continue
+            if k:
+                logs.warn(f"checkpoint steps {steps[:k]} in {self.directory} have damaged metadata; reading step "
+                          f"{candidate}, the newest intact one")
+            return meta
+        raise AssertionError("unreachable")
+
+    def _read_meta(self, step: int) -> dict:
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        except Exception as err:  # noqa: BLE001 - whatever is damaged: bad JSON, a missing file or folder
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise CheckpointError(f"checkpoint {self.directory} step {step} has damaged metadata: {first_line}") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"checkpoint {self.directory} step {step} has damaged metadata: not a JSON object")
+        return meta
 
     def restore(self, abstract_state, step: Optional[int] = None) -> Any:
-        """Restores the state at ``step`` (default latest) onto ``abstract_state``'s shardings."""
+        """Restores the state at ``step`` (default latest) onto ``abstract_state``'s shardings; a step
+        whose metadata does not read is damaged too."""
         step = self._existing_step(step)
+        self._read_meta(step)
         try:
             restored = self._manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
