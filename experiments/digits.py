@@ -57,7 +57,7 @@ def get_config(variant: str = ""):
         c.flow.update(noise_dim=int(variant[-1]), a=9.0 * 2 / int(variant[-1]))
     elif variant == "compare_noise":
         c.pipeline = ("compare_noise",)
-        c.compare_noise.update(families=("kac", "flight2", "flight4", "line4", "line64", "brownian", "linear"))
+        c.compare_noise.update(families=("kac", "brownian", "linear", "line64", "line4", "flight2", "flight4"))
     elif variant == "quick":
         c.train.update(num_steps=60, log_every=20, checkpoint_every=30, warmup_steps=10, ema_decay=0.9)
         c.distill.update(student_steps=(4, 1), teacher_steps=8, train_steps=(20, 20), learning_rates=(2e-4, 2e-4))
