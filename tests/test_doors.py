@@ -229,6 +229,26 @@ def test_deleting_the_lock_file_does_not_let_a_second_run_in(tmp_path):
         pass
 
 
+def test_a_report_cut_short_by_a_full_disk_leaves_no_file_half_written_and_no_json_to_reuse(tmp_path):
+    """A writer that fails half way (a full disk) leaves the files written before it whole, its own file
+    absent (not empty), nothing partial, and no ``name.json``, which is what reports reuse."""
+    from kacjax.evaluation.artifacts import write_report
+    from kacjax.training.rundir import RunDir
+
+    def full(path):
+        with open(path, "w") as f:
+            f.write("half a page")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    (tmp_path / "page.md").write_text("the last complete page")
+    with pytest.raises(OSError):
+        write_report(RunDir(str(tmp_path)), "r", {"x": 1}, table=([{"a": 1}], ["a"]), files={"page.md": full})
+    assert sorted(os.listdir(tmp_path)) == ["page.md", "r.csv", "r.md"]
+    assert (tmp_path / "page.md").read_text() == "the last complete page"
+    write_report(RunDir(str(tmp_path)), "r", {"x": 1}, files={"page.md": lambda p: open(p, "w").write("new")})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1} and (tmp_path / "page.md").read_text() == "new"
+
+
 def test_a_full_disk_names_the_intact_step_and_the_rerun_resumes(capfd, tmp_path, monkeypatch, tiny_teacher):
     """Resumed at step 2, the save of step 4 finds the disk full in Orbax's save thread, as a real one would."""
 

@@ -25,6 +25,11 @@ def markdown_table(rows, columns) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def write_csv(path, rows, columns) -> None:
     """Writes ``rows`` (dicts) with ``columns`` as a CSV file with a header."""
     with open(path, "w", newline="") as f:
@@ -53,24 +58,32 @@ def write_report(layout: RunDir, name: str, report: dict, *,
                  files: Optional[Mapping[str, Callable[[str], None]]] = None) -> None:
     """Writes a report's artifacts beside the run, on process 0 only (the others return at once).
 
-    ``name.json``: ``report`` (indented); with ``table = (rows, columns)``, ``name.md`` (the rows as
-    a Markdown table) and ``name.csv``; then each of ``files`` in order, ``{path relative to the
-    run: write(absolute path)}`` (figures, sample grids, pages), its folder made first.
+    With ``table = (rows, columns)``, ``name.md`` (the rows as a Markdown table) and ``name.csv``;
+    then each of ``files`` in order, ``{path relative to the run: write(absolute path)}`` (figures,
+    sample grids, pages), its folder made first; ``name.json`` (``report``, indented) last. Each file
+    is written beside its place and moved there whole, so a kill or a full disk never leaves one cut
+    short, and the JSON, which reports reuse, exists only once everything else does.
     """
     if jax.process_index() != 0:
         return
-    written = [f"{name}.json"]
-    with open(layout.report(f"{name}.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    writers = {}
     if table is not None:
         rows, columns = table
-        with open(layout.report(f"{name}.md"), "w") as f:
-            f.write(markdown_table(rows, columns))
-        write_csv(layout.report(f"{name}.csv"), rows, columns)
-        written += [f"{name}.md", f"{name}.csv"]
-    for relative, write in (files or {}).items():
+        writers[f"{name}.md"] = lambda path: _write_text(path, markdown_table(rows, columns))
+        writers[f"{name}.csv"] = lambda path: write_csv(path, rows, columns)
+    writers.update(files or {})
+    writers[f"{name}.json"] = lambda path: _write_text(path, json.dumps(report, indent=2))
+    for relative, write in writers.items():
         path = layout.report(relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        write(path)
-        written.append(relative)
+        stem, ext = os.path.splitext(path)
+        partial = f"{stem}.partial{ext}"  # the same extension: writers pick the format from it
+        try:
+            write(partial)
+            os.replace(partial, path)
+        except BaseException:
+            if os.path.exists(partial):
+                os.remove(partial)
+            raise
+    written = list(writers)
     logs.info(f"wrote {', '.join(written)} in {layout.root}")
