@@ -254,3 +254,15 @@ def test_the_python_api_refuses_bad_sampling_values_in_one_line(teacher_dir):
     with pytest.raises(FloatingPointError, match="not finite"):
         teacher.sample(key, 4, w=1e38)
     assert np.all(np.isfinite(teacher.sample(key, 4, steps=2)))
+
+
+def test_a_chain_from_an_older_teacher_step_is_refused_not_reused(tmp_path, teacher_dir):
+    """The teacher trained further: its finished students learned from another step, so the chain is
+    refused in one line naming both steps, before any work, instead of being reused silently."""
+    copy_teacher(teacher_dir, tmp_path)
+    config = chain_config(student_steps=(4,), train_steps=(2,))
+    distill.distill(config, str(tmp_path))
+    config.train.num_steps = 6
+    train(config, str(tmp_path))
+    with pytest.raises(CheckpointError, match=r"was distilled from step 4 of .*teacher, which now holds step 6"):
+        distill.distill(config, str(tmp_path))

@@ -19,6 +19,7 @@ stage is skipped, an unfinished one resumes.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import Optional, Sequence
 
@@ -144,6 +145,20 @@ def _check_provenance(stage_dir: str, config) -> None:
                               "use another workdir or another distill.name for this chain")
 
 
+def _check_teacher_step(stage_dir: str, teacher_dir: str) -> None:
+    """A started stage must have learned from the step its teacher now holds (the teacher trained further,
+    its old students would be reused and compared with a teacher they did not learn from); raises
+    CheckpointError otherwise, before any work on the chain."""
+    if not rundir.has_checkpoint(stage_dir):
+        return
+    learned_from = Checkpointer(stage_dir).read_meta()["student"]["teacher_step"]
+    now = rundir.latest_step(teacher_dir)
+    if now is not None and learned_from != now:
+        raise CheckpointError(f"{stage_dir} was distilled from step {learned_from} of {teacher_dir}, which now holds "
+                              f"step {now}: delete {os.path.dirname(stage_dir)} to distill the chain again from it, "
+                              "or choose another distill.name")
+
+
 def _finished_teacher(layout: rundir.RunDir, config) -> int:
     teacher_dir = layout.teacher
     latest = rundir.latest_step(teacher_dir)
@@ -165,8 +180,9 @@ def distill(config, workdir: str, *, devices: Optional[Sequence] = None) -> list
     _finished_teacher(layout, config)
     d = config.distill
     out_dirs = [layout.stage(stage.index, stage.student_steps, d.name) for stage in stages]
-    for out_dir in out_dirs:
+    for teacher_dir, out_dir in zip([layout.teacher, *out_dirs], out_dirs):
         _check_provenance(out_dir, config)
+        _check_teacher_step(out_dir, teacher_dir)
     teacher_dir, done = layout.teacher, []
     for stage, out_dir in zip(stages, out_dirs):
         latest = rundir.latest_step(out_dir)
