@@ -87,6 +87,19 @@ def _assert_refused(code, err, seconds, workdir=None, *, limit=10):
     return lines[0]
 
 
+@pytest.mark.parametrize("source,match", [
+    ("def get_config(:\n", "bad.py: line 1: invalid syntax"),
+    ("def get_config():\n    raise RuntimeError('boom')\n", "bad.py: RuntimeError: boom"),
+    ("x = 1\n", "bad.py defines no get_config(variant='')"),
+    ("def get_config():\n    return {'train': {}}\n", "get_config() returned a dict; it must return an ml_collections"),
+])
+def test_a_config_file_that_does_not_load_is_refused_in_one_line(capfd, tmp_path, source, match):
+    (tmp_path / "bad.py").write_text(source)
+    workdir = tmp_path / "w"
+    line = _assert_refused(*_cli(capfd, "--config", tmp_path / "bad.py", "--workdir", workdir), workdir)
+    assert match in line, line
+
+
 @pytest.mark.parametrize("path,key,override", list(_table()))
 def test_every_bad_number_of_every_experiment_is_refused_in_one_line(capfd, tmp_path, path, key, override):
     assert key is not None, f"{path} does not load: {override}"
@@ -109,6 +122,13 @@ def test_every_bad_number_of_every_experiment_is_refused_in_one_line(capfd, tmp_
      "GroupNorm up_64x64_block1/norm_in: 48 channels are not divisible by min(32, 48) = 32 groups; change model.ch"),
     (["--config", "experiments/cifar10.py:quick", "--config.model.attn_resolutions=(7,)"],
      "bad model config: attn_resolutions [7] are not present for 32x32 inputs"),
+    (["--config", "experiments/digits.py", "--config.seed=18446744073709551616"], "seed must be below 4294967296"),
+    (["--config", "experiments/digits.py", "--config.sample.labels=99"],
+     "sample.labels must be -1 (cycle the classes) or a class in [0, 10), got 99"),
+    (["--config", "experiments/digits.py", "--config.train.num_steps=0"], "train.num_steps must be >= 1, got 0"),
+    (["--config", "experiments/digits.py", "--config.model.ch_mult=(1,0)"], "ch_mult[1] must be an integer >= 1"),
+    (["--config", "experiments/digits.py", "--config.model.num_heads=0"], "num_heads must be an integer >= 1"),
+    (["--config", "experiments/digits.py", "--config.model.ch=0"], "ch must be an integer >= 1, got 0"),
     (["--config", "experiments/digits.py", "--mode=bogus"], "flag --mode=bogus"),
     (["--config", "experiments/digits.py", "--bogus=1"], "Unknown command line flag 'bogus'"),
     (["--config", "experiments/digits.py", "extra"], "unexpected arguments ['extra']: kacjax takes only flags"),

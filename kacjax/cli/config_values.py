@@ -24,6 +24,7 @@ from kacjax.configs.defaults import load_config
 
 # keys whose -1 means "not a value": the labels cycle through the classes, the last stage, the heads by count
 SENTINELS = {"sample.labels": -1, "sample.stage": -1, "model.num_head_channels": -1}
+UPPER_BOUNDS = {"seed": 2**32}  # PRNG seeds are 32-bit
 _OVERRIDE = re.compile(r"^--?(no)?config\.([^=\s]+)(?:=(.*))?$", re.DOTALL)
 _NAMED = {"nan": math.nan, "inf": math.inf, "true": True, "false": False}
 _NUMERIC = {"integer", "number"}
@@ -61,8 +62,17 @@ def load(spec: str, overrides: Sequence[tuple] = ()) -> ConfigDict:
         raise ConfigError(f"no config file {path or repr(path)}" + (f"; {folder}/ holds {', '.join(found)}" if found else ""))
     try:
         config = load_config(spec)
-    except ValueError as err:  # an unknown variant
-        raise ConfigError(f"{path}: {err}") from None
+    except SyntaxError as err:
+        raise ConfigError(f"{path}: line {err.lineno}: {err.msg}") from None
+    except Exception as err:  # noqa: BLE001 - the file's own error, in one line
+        if isinstance(err, AttributeError) and "get_config" in str(err):
+            raise ConfigError(f"{path} defines no get_config(variant='')") from None
+        first = (str(err).strip().splitlines() or [""])[0]
+        kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "  # ValueError: an unknown variant
+        raise ConfigError(f"{path}: {kind}{first}") from None
+    if not isinstance(config, ConfigDict):
+        raise ConfigError(f"{path}: get_config() returned a {type(config).__name__}; it must return an "
+                          "ml_collections.ConfigDict (start from kacjax.configs.defaults.base_config())")
     dataset = [o for o in overrides if o[0] == "data.name"]  # first: the dataset decides the data keys
     for key, raw in dataset:
         _override(config, key, raw)
@@ -182,3 +192,5 @@ def check_numbers(config) -> None:
         if value < 0 and value != SENTINELS.get(key):
             allowed = f" or {SENTINELS[key]}" if key in SENTINELS else ""
             raise ConfigError(f"bad config: {path} must be >= 0{allowed}, got {value}")
+        if key in UPPER_BOUNDS and value >= UPPER_BOUNDS[key]:
+            raise ConfigError(f"bad config: {path} must be below {UPPER_BOUNDS[key]}, got {value}")

@@ -39,6 +39,10 @@ def check_sample_config(config, mesh) -> None:
     for name in ("steps", "num", "batch_size"):
         if not (isinstance(s[name], int) and s[name] >= 1):
             raise ValueError(f"bad config: sample.{name} must be an integer >= 1, got {s[name]!r}")
+    num_classes = config.model.get("num_classes")
+    if s.labels != -1 and not (isinstance(s.labels, int) and num_classes and 0 <= s.labels < num_classes):
+        classes = f"a class in [0, {num_classes})" if num_classes else "-1 (the model is unconditional)"
+        raise ValueError(f"bad config: sample.labels must be -1 (cycle the classes) or {classes}, got {s.labels!r}")
     num_stages = len(config.distill.student_steps)
     if not (isinstance(s.stage, int) and -1 <= s.stage <= num_stages):
         raise ValueError(f"bad config: sample.stage must be -1 (last), 0 (teacher) or a stage 1..{num_stages} "

@@ -47,7 +47,7 @@ def check_train_config(config, mesh=None) -> None:
     check_model(config.model, shape)  # unknown names and fields; the UNet's levels, heads and GroupNorms
     tr = config.train
     _require(tr.batch_size > 0, f"train.batch_size must be > 0, got {tr.batch_size}")
-    _require(tr.num_steps >= 0, f"train.num_steps must be >= 0, got {tr.num_steps}")
+    _require(tr.num_steps >= 1, f"train.num_steps must be >= 1, got {tr.num_steps}")
     _require(0.0 <= tr.ema_decay < 1.0, f"train.ema_decay must be in [0, 1), got {tr.ema_decay}")
     _require(0.0 <= tr.label_dropout < 1.0, f"train.label_dropout must be in [0, 1), got {tr.label_dropout}")
     for name in ("b1", "b2"):  # Adam's decay rates: 1 never forgets the first moment and trains on NaN
