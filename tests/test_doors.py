@@ -111,7 +111,8 @@ def test_every_bad_number_of_every_experiment_is_refused_in_one_line(capfd, tmp_
 @pytest.mark.parametrize("args,match", [
     (["--config", "experiments/digits.py", "--config.train.bogus=3"],
      "unknown config key train.bogus; section train has b1, b2, batch_size, checkpoint_every,"),
-    (["--config", "experiments/digits.py", "--config.trian.batch_size=3"], "the config has compare_noise, data, distill, evaluate"),
+    (["--config", "experiments/digits.py", "--config.trian.batch_size=3"],
+     "the config has compare_noise, data, distill, evaluate"),
     (["--config", "experiments/digits.py", "--config.distill.train=3"], "distill.train is a section"),
     (["--config", "experiments/nope.py"], "no config file experiments/nope.py; experiments/ holds celeba64.py"),
     (["--config", "experiments/digits.py:bogus"], "experiments/digits.py: unknown variant 'bogus'; use ''"),

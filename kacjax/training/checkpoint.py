@@ -115,7 +115,8 @@ class Checkpointer:
             meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
         except Exception as err:  # noqa: BLE001 - whatever is damaged: bad JSON, a missing file or folder
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-            raise CheckpointError(f"checkpoint {self.directory} step {step} has damaged metadata: {first_line}") from None
+            raise CheckpointError(f"checkpoint {self.directory} step {step} has damaged metadata: "
+                                  f"{first_line}") from None
         if not isinstance(meta, dict):
             raise CheckpointError(f"checkpoint {self.directory} step {step} has damaged metadata: not a JSON object")
         return meta
