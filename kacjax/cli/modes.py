@@ -17,7 +17,9 @@ from kacjax.cli.config_values import check_numbers
 from kacjax.evaluation.modes import (check_evaluate_config, check_fid_stats_config, check_sample_config, evaluate,
                                      fid_stats, sample)
 from kacjax.runtime import logs, parallel
+from kacjax.training.checkpoint import CheckpointError
 from kacjax.training.distill import check_distill_config, distill
+from kacjax.training.rundir import RunDir, has_checkpoint
 from kacjax.training.setup import check_train_config
 from kacjax.training.teacher import train
 from kacjax.training.workdir_lock import hold
@@ -44,6 +46,10 @@ MODES["compare_noise"] = Mode(lambda config, workdir: compare_noise(config, work
                               lambda config, mesh: check_compare_noise_config(config, mesh, MODES))
 
 
+# modes that read the workdir's teacher; without a train mode before them, it must exist before any work
+NEED_TEACHER = {"distill", "sample", "evaluate", "compare_guidance"}
+
+
 def validate(config, modes: Sequence[str], *, devices: Optional[Sequence] = None) -> None:
     """Raises ValueError naming the first bad value that any of ``modes`` would read.
 
@@ -66,6 +72,9 @@ def run_pipeline(config, workdir: str, modes: Optional[Sequence[str]] = None) ->
     """
     modes = tuple(config.pipeline if modes is None else modes)
     validate(config, modes)
+    teacher = RunDir(workdir).teacher
+    if "train" not in modes and set(modes) & NEED_TEACHER and not has_checkpoint(teacher):
+        raise CheckpointError(f"no teacher checkpoint in {teacher}: train it first (kacjax --mode=train)")
     with hold(workdir):  # one run per workdir (kacjax.training.workdir_lock)
         for mode in modes:
             logs.info(f"{mode} -> {workdir}")

@@ -12,11 +12,11 @@ import math
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
 
 from kacjax.evaluation.sampling import Generated, generate
+from kacjax.models import check_dtype
 from kacjax.training.rundir import RunDir
 from kacjax.training.trained import Trained
 
@@ -33,12 +33,7 @@ class Generator(Trained):
     @classmethod
     def load(cls, directory: str, *, mesh=None, dtype="float32"):
         """Restores ``directory``'s newest intact checkpoint for sampling, computing in ``dtype`` (a float type)."""
-        try:
-            floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
-        except TypeError:
-            floating = False
-        if not floating:
-            raise ValueError(f"dtype must be a float type such as 'float32' or 'bfloat16', got {dtype!r}")
+        check_dtype(dtype)
         return super().load(directory, mesh=mesh, dtype=dtype)
 
     @property

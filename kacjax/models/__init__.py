@@ -33,9 +33,24 @@ def build_model(model_cfg) -> nn.Module:
         raise ValueError(f"bad model config for {name!r}: {err}") from None
 
 
+def check_dtype(dtype) -> None:
+    """Raises ValueError unless ``dtype`` names a float type, the only ones a model computes in."""
+    try:
+        floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise ValueError(f"dtype must be a float type such as 'float32' or 'bfloat16', got {dtype!r}")
+
+
 def check_model(model_cfg, shape) -> None:
     """Raises ValueError for a model config that cannot take examples of ``shape``, from the config
     alone (nothing traced): unknown names and fields, and each model's ``check_shape``."""
+    if model_cfg.get("dtype") is not None:
+        try:
+            check_dtype(model_cfg["dtype"])
+        except ValueError as err:
+            raise ValueError(f"bad model config: {err}") from None
     model = build_model(model_cfg)
     try:
         model.check_shape(tuple(shape))

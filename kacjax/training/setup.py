@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from kacjax.core.flow import KacFlow
 from kacjax.core.guidance import takes_w
-from kacjax.data import Input, build_input, check_data_config, example_shape
+from kacjax.data import Input, build_input, build_source, check_data_config, example_shape
 from kacjax.models import build_model, check_model
 from kacjax.runtime import parallel
 from kacjax.training import rundir, steps, train_state
@@ -58,6 +58,11 @@ def check_train_config(config, mesh=None) -> None:
         _require(tr[name] >= 1, f"train.{name} must be >= 1, got {tr[name]}")
     if mesh is not None:
         parallel.check_batch_size(tr.batch_size, mesh)
+    source = build_source(config.data)  # the data itself: a dataset not prepared yet is refused here, before work
+    check_data_matches_model(source.num_classes, config.model)
+    size = source.num_examples
+    _require(size is None or tr.batch_size <= size,
+             f"train.batch_size={tr.batch_size} exceeds the dataset's {size} examples")
 
 
 def check_data_matches_model(data_num_classes, model_cfg) -> None:

@@ -67,9 +67,10 @@ def check(config, mesh) -> None:
     """Raises ValueError unless the data are digits, the chain is guidance-conditioned and every
     compared ``w`` is in its range (``mesh``: unused, the digits are judged on one device)."""
     del mesh
+    if config.data.name != "digits":
+        raise ValueError(f"bad config: compare_guidance scores digits with the digits judge, not "
+                         f"{config.data.name!r}")
     s = GuidanceSettings.from_config(config)
-    if s.dataset != "digits":
-        raise ValueError(f"bad config: compare_guidance scores digits with the digits judge, not {s.dataset!r}")
     if not s.w_range:
         raise ValueError("bad config: compare_guidance needs a guidance-conditioned chain: set distill.w_range")
     if not s.ws or not all(isinstance(w, (int, float)) and s.w_range[0] <= w <= s.w_range[1] for w in s.ws):

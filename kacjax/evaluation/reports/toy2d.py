@@ -62,6 +62,8 @@ def check(config, mesh) -> None:
     report samples on one device)."""
     del mesh
     s = Toy2dSettings.from_config(config)
+    if not s.methods:
+        raise ValueError("bad config: evaluate.methods must name at least one sampler, got ()")
     for method in s.methods:
         samplers.check_method(method)
     for name, least in (("num_samples", 2), ("steps", 1), ("num_trajectories", 1)):
