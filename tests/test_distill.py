@@ -9,9 +9,11 @@ import pytest
 
 import kacjax
 from helpers import chain_config, collectives_in_loops, copy_teacher, tiny_config
+from kacjax.core import samplers
+from kacjax.core.guidance import velocity_field
 from kacjax.evaluation.generator import Generator
 from kacjax.runtime import parallel
-from kacjax.training import distill, rundir, setup, steps
+from kacjax.training import distill, rundir, setup, steps, train_state
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
 from kacjax.training.teacher import train
 from kacjax.training.trained import Trained
@@ -266,3 +268,61 @@ def test_a_chain_from_an_older_teacher_step_is_refused_not_reused(tmp_path, teac
     train(config, str(tmp_path))
     with pytest.raises(CheckpointError, match=r"was distilled from step 4 of .*teacher, which now holds step 6"):
         distill.distill(config, str(tmp_path))
+
+
+def _recorded_step(monkeypatch, config, teacher_dir):
+    """One distillation step of ``config``'s first stage with the ``(x_t, t, x_hat)`` the step handed its
+    teacher recorded (host arrays); also the run, the batch, the state it started from and the teacher's
+    guided velocity ``u(x, t)`` (``w = 1``, the batch's labels)."""
+    seen = {}
+    original = steps.teacher_endpoint
+
+    def recording(u, x_t, t, delta, *, method, steps):
+        x_hat = original(u, x_t, t, delta, method=method, steps=steps)
+        jax.debug.callback(lambda *a: seen.update(zip(("x_t", "t", "x_hat"), map(np.asarray, a))), x_t, t, x_hat)
+        return x_hat
+
+    monkeypatch.setattr(steps, "teacher_endpoint", recording)
+    run, batch = _stage_run(config, teacher_dir)
+    # a 4-step teacher barely moves: its weights times 3 make a field whose paths and integrators differ
+    teacher_params = jax.tree.map(lambda p: 3.0 * p, run.step_args[0])
+    start = jax.tree.map(jnp.copy, run.state)  # the step donates its state
+    run.step(run.state, batch, teacher_params)
+    jax.effects_barrier()
+    teacher = Trained.load(os.path.join(teacher_dir, "teacher"))
+    u = velocity_field(teacher.model, teacher_params, batch["label"], w=1.0, null_label=teacher.null_label)
+    return seen, run, batch, start, u
+
+
+def test_a_rollout_x_t_is_the_teacher_s_own_state_at_the_drawn_grid_point(monkeypatch, teacher_dir):
+    """``x_source='rollout'``: each example's ``x_t`` is the state that the guided teacher, integrated from
+    the step's prior draw over the whole student grid, reaches at that example's drawn grid point ``j``
+    (``t = T - j Delta``), recomputed here outside the step; one grid point off fails."""
+    config = chain_config(student_steps=(4,), train_steps=(1,), teacher_steps=8, x_source="rollout",
+                          inner_method="midpoint")
+    seen, run, batch, start, u = _recorded_step(monkeypatch, config, teacher_dir)
+    M, N, B = 4, 2, batch["x"].shape[0]
+    k_index, k_noise, _ = jax.random.split(train_state.step_rng(start), 3)
+    j = np.asarray(jax.random.randint(k_index, (B,), 0, M))
+    np.testing.assert_allclose(seen["t"], run.flow.T - j * run.flow.T / M, rtol=1e-6)
+    prior = run.flow.prior_sample(k_noise, batch["x"].shape, mesh=run.mesh)
+    path = np.asarray(samplers.integrate(u, prior, method="midpoint", steps=M * N, t_start=run.flow.T,
+                                         return_trajectory=True).trajectory)  # (M N + 1, B, ...)
+    rows = np.arange(B)
+    np.testing.assert_allclose(seen["x_t"], path[j * N, rows], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(seen["x_t"], path[np.minimum(j + 1, M) * N, rows], atol=1e-3)
+
+
+def test_the_inner_method_is_the_one_the_teacher_integrates_with(monkeypatch, teacher_dir):
+    """From the same state and batch (forward ``x_t``), Euler and midpoint give different teacher endpoints,
+    each equal to that method's own two steps over ``[t, t - Delta]`` (a stage 8 -> 4)."""
+    endpoints = {}
+    for method in ("euler", "midpoint"):
+        config = chain_config(student_steps=(4,), train_steps=(1,), teacher_steps=8, inner_method=method)
+        seen, _, _, _, u = _recorded_step(monkeypatch, config, teacher_dir)
+        t = jnp.asarray(seen["t"])
+        want = samplers.integrate(u, jnp.asarray(seen["x_t"]), method=method, steps=2, t_start=t, t_end=t - 0.25).x
+        np.testing.assert_allclose(seen["x_hat"], np.asarray(want), rtol=1e-4, atol=1e-5)
+        endpoints[method] = (seen["x_t"], seen["x_hat"])
+    np.testing.assert_array_equal(endpoints["euler"][0], endpoints["midpoint"][0])  # the same x_t
+    assert np.max(np.abs(endpoints["euler"][1] - endpoints["midpoint"][1])) > 1e-4
