@@ -214,8 +214,12 @@ def stability(path: Generated, fine: Generated, stride: int) -> dict:
     """RMS distance between a student's ``path`` and the ``fine`` teacher's at every point of the student's
     grid, every ``stride``-th point of the fine one."""
     teacher_on_grid = np.asarray(fine.trajectory)[::stride]
+    student_path = np.asarray(path.trajectory)
+    if len(teacher_on_grid) != len(student_path) or not np.allclose(np.asarray(fine.times)[::stride], path.times):
+        raise ValueError(f"the student's grid ({len(student_path)} points) is not every {stride}-th point of the "
+                         f"teacher's ({len(np.asarray(fine.trajectory))})")
     return {"times": np.asarray(path.times).tolist(),
-            "rms_student_vs_teacher": [_rms(a, b) for a, b in zip(np.asarray(path.trajectory), teacher_on_grid)]}
+            "rms_student_vs_teacher": [_rms(a, b) for a, b in zip(student_path, teacher_on_grid)]}
 
 
 def velocity(models: Models, fine: Generated, labels, seed: int) -> dict:

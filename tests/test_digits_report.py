@@ -1,0 +1,43 @@
+"""Fast tests of the digits report's pure parts (kacjax.evaluation.reports.digits) on fake generations:
+the stability along the path (Theorem 8) and the speedup, whose numbers the README's tables and figures
+come from."""
+
+import numpy as np
+import pytest
+
+from kacjax.evaluation.reports import digits
+from kacjax.evaluation.sampling import Generated
+
+
+def _generated(trajectory, times):
+    trajectory = np.asarray(trajectory, np.float32)
+    return Generated(x=trajectory[-1], trajectory=trajectory, times=np.asarray(times, np.float32), nfe=len(times) - 1,
+                     network_passes=len(times) - 1)
+
+
+def test_stability_is_the_rms_distance_at_every_point_of_the_student_grid():
+    """A fine path of 8 steps and a student of 4: the student's k-th state is compared with the fine path's
+    2k-th, whatever the other fine states hold; a student grid that is not every stride-th point is refused."""
+    times_fine = np.linspace(1.0, 0.0, 9)
+    fine = np.zeros((9, 3, 2))
+    fine[1::2] = 100.0  # off the student's grid: must not count
+    student = np.zeros((5, 3, 2))
+    student[:, 0, 0] = np.arange(5)  # one coordinate of 6 moves by k at point k
+    got = digits.stability(_generated(student, times_fine[::2]), _generated(fine, times_fine), stride=2)
+    np.testing.assert_allclose(got["times"], times_fine[::2], rtol=1e-6)
+    np.testing.assert_allclose(got["rms_student_vs_teacher"], np.arange(5) / np.sqrt(6), rtol=1e-6)
+    with pytest.raises(ValueError, match="not every 2-th point"):
+        digits.stability(_generated(student[:4], times_fine[:8:2]), _generated(fine, times_fine), stride=2)
+    with pytest.raises(ValueError, match="not every 4-th point"):
+        digits.stability(_generated(student, times_fine[::2]), _generated(fine, times_fine), stride=4)
+
+
+def test_speedup_compares_the_fewest_step_student_with_the_reference_teacher():
+    rows = [{"model": "teacher", "steps": 100, "network_passes": 200, "images_per_s": 50.0},
+            {"model": "teacher", "steps": 1, "network_passes": 2, "images_per_s": 4000.0},
+            {"model": "student (stage 2)", "steps": 4, "network_passes": 4, "images_per_s": 3000.0},
+            {"model": "student (stage 4)", "steps": 1, "network_passes": 1, "images_per_s": 9000.0}]
+    got = digits.speedup(rows)
+    assert got == {"student_steps": 1, "teacher_steps": 100, "student_passes": 1, "teacher_passes": 200,
+                   "student_images_per_s": 9000.0, "teacher_images_per_s": 50.0, "speedup": 180.0}
+    assert digits.speedup(rows[:2]) is None
