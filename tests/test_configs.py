@@ -116,8 +116,9 @@ def data_dir(tmp_path_factory):
 @pytest.mark.parametrize("spec", SPECS)
 def test_every_variant_validates_and_takes_a_training_step(spec, data_dir):
     config = config_values.load(_path(spec))
-    if "data_dir" in config.data:
+    if "data_dir" in config.data:  # the fake prepared data hold 15 examples: batches of 8 fit them and 8 devices
         config.data.data_dir = data_dir
+        config.train.batch_size = config.distill.train.batch_size = 8
     validate(config, config.pipeline)  # against all (8 fake) devices, as the command line does
     shape, num_classes = example_shape(config.data), config.model.get("num_classes")
     rng = np.random.default_rng(0)
