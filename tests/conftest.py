@@ -1,16 +1,37 @@
 """Test setup: 8 fake CPU devices, so data-parallel code paths run everywhere."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+_CREATED = []  # the session's own temporary directories, removed when it ends
+
+
+def _session_dir(variable: str, prefix: str) -> None:
+    """Points ``variable`` at a new temporary directory of this session's, unless the environment names one."""
+    if variable not in os.environ:
+        os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+        _CREATED.append(os.environ[variable])
+
+
+def _remove_created(pid: int = os.getpid()) -> None:
+    if os.getpid() == pid:  # the session's own process, not a forked child exiting early
+        for path in _CREATED:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# Removed at exit of this process only: the subprocesses the tests start share them, and end first.
+atexit.register(_remove_created)
 # converted FID weights and reference statistics: per test session, never a user's cache
-os.environ.setdefault("KACJAX_CACHE_DIR", tempfile.mkdtemp(prefix="kacjax-test-cache-"))
+_session_dir("KACJAX_CACHE_DIR", "kacjax-test-cache-")
 # XLA's persistent compilation cache, per test session (subprocesses share it): tests that compile the same
 # step (the same tiny configs, the same teacher in several variants) compile it once
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="kacjax-test-xla-"))
+_session_dir("JAX_COMPILATION_CACHE_DIR", "kacjax-test-xla-")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 sys.path.insert(0, os.path.dirname(__file__))  # tests/helpers.py
 
