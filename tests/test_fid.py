@@ -248,13 +248,18 @@ def test_statistics_files_refuse_another_protocol(tmp_path):
 def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monkeypatch):
     """Teacher and 2-stage chain on tiny TFDS images; ``kacjax --mode=evaluate`` on one CPU device
     writes the tables and the plot; the same evaluation on 8 devices, killed mid-row and rerun,
-    resumes and gives the same FIDs."""
+    resumes and gives the same FIDs.
+
+    The two evaluations run at once (compiling is most of each, on one core), each making its own
+    reference statistics. A UNet of one level: fewer operations to compile in every step and row.
+    """
+    import json
     import shutil
     import subprocess
 
     import jax
 
-    from helpers import prepare_tiny_images
+    from helpers import prepare_tiny_images, user_env
     from kacjax.configs.defaults import load_config
     from kacjax.evaluation.reports import image_fid
     from kacjax.training.distill import distill
@@ -262,24 +267,48 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
 
     data_dir = prepare_tiny_images(tmp_path / "tfds")
     overrides = ["--config.data.tfds_name=kacjax_tiny_images", f"--config.data.data_dir={data_dir}",
-                 "--config.evaluate.guidance_sweep=(0.0,10.0)", "--config.evaluate.sweep_samplers=('euler',)"]
+                 "--config.evaluate.guidance_sweep=(0.0,10.0)", "--config.evaluate.sweep_samplers=('euler',)",
+                 "--config.model.ch_mult=(1,)", "--config.model.attn_resolutions=()"]
     config = load_config(os.path.join(ROOT, "experiments", "cifar10.py:quick"))
     config.data.update(tfds_name="kacjax_tiny_images", data_dir=str(data_dir))
     config.evaluate.update(guidance_sweep=(0.0, 10.0), sweep_samplers=("euler",))
+    config.model.update(ch_mult=(1,), attn_resolutions=())
     one, eight = tmp_path / "one", tmp_path / "eight"
-    train(config, str(one))
-    distill(config, str(one))
+    train(config, str(one), devices=jax.devices()[:1])  # where it was trained is not what is tested here
+    distill(config, str(one), devices=jax.devices()[:1])
     shutil.copytree(one, eight)
 
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC")}
-    run = subprocess.run([sys.executable, "-m", "kacjax", "--config", "experiments/cifar10.py:quick", "--workdir",
-                          str(one), "--mode=evaluate", *overrides], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "evaluate student (stage 2): 16/16 images" in run.stdout  # progress is shown
+    # 1 device: the command line, in a process of its own (output to files: no pipe to fill)
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "kacjax", "--config", "experiments/cifar10.py:quick",
+                                 "--workdir", str(one), "--mode=evaluate", *overrides], cwd=ROOT,
+                                env=user_env(KACJAX_CACHE_DIR=str(tmp_path / "cache_one")), stdout=out, stderr=err)
+    try:
+        # meanwhile 8 devices, killed in the middle of the second row, then rerun: resumes
+        monkeypatch.setenv("KACJAX_CACHE_DIR", str(tmp_path / "cache_eight"))
+        real_generate, calls = image_fid.generate, []
+
+        def dies_on_the_fourth_batch(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt("killed")
+            return real_generate(*args, **kwargs)
+
+        monkeypatch.setattr(image_fid, "generate", dies_on_the_fourth_batch)
+        with pytest.raises(KeyboardInterrupt):
+            image_fid.run(config, str(eight), devices=jax.devices())
+        partials = list((eight / "eval").glob("*.partial.npz"))
+        assert len(partials) == 1 and "stage1" in partials[0].name
+        monkeypatch.setattr(image_fid, "generate", real_generate)
+        resumed = image_fid.run(config, str(eight), devices=jax.devices())
+        proc.wait(timeout=900)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (tmp_path / "err.txt").read_text()[-3000:]
+    assert "evaluate student (stage 2): 16/16 images" in (tmp_path / "out.txt").read_text()  # progress is shown
     for suffix in ("json", "md", "csv", "png"):
         assert (one / f"fid_report.{suffix}").stat().st_size > 100
-    report = __import__("json").load(open(one / "fid_report.json"))
+    report = json.load(open(one / "fid_report.json"))
     rows, sweep = report["rows"], report["sweep"]
     assert [(r["model"], r["sampler"], r["steps"], r["network_passes"]) for r in rows] == [
         ("teacher", "ab2", 4, 8), ("student (stage 1)", "euler", 2, 2), ("student (stage 2)", "euler", 1, 1)]
@@ -288,22 +317,7 @@ def test_evaluate_mode_on_a_tiny_image_dataset_on_1_and_8_devices(tmp_path, monk
         assert r["num_samples"] == 16 and r["fid"] > 0 and r["seconds_per_1000"] > 0
         assert r["nonfinite"] == 0 and np.isfinite(r["max_speed"])
     assert "| teacher | ab2 | 4 | 1.2 | 8 |" in (one / "fid_report.md").read_text()
-
-    # 8 devices, killed in the middle of the second row, then rerun: resumes and matches
-    real_generate, calls = image_fid.generate, []
-
-    def dies_on_the_fourth_batch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt("killed")
-        return real_generate(*args, **kwargs)
-
-    monkeypatch.setattr(image_fid, "generate", dies_on_the_fourth_batch)
-    with pytest.raises(KeyboardInterrupt):
-        image_fid.run(config, str(eight), devices=jax.devices())
-    partials = list((eight / "eval").glob("*.partial.npz"))
-    assert len(partials) == 1 and "stage1" in partials[0].name
-    monkeypatch.setattr(image_fid, "generate", real_generate)
-    resumed = image_fid.run(config, str(eight), devices=jax.devices())
+    # the same FIDs on 8 devices as on 1, reference statistics included
+    assert len(resumed["rows"] + resumed["sweep"]) == len(rows + sweep)
     for a, b in zip(rows + sweep, resumed["rows"] + resumed["sweep"]):
         assert b["fid"] == pytest.approx(a["fid"], rel=1e-4) and b["kid"] == pytest.approx(a["kid"], rel=1e-3, abs=1e-5)

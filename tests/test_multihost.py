@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
@@ -41,11 +42,16 @@ def _launch(workdir, args, *, processes: int, devices: int, heartbeat: int = 100
             for i in range(processes)]
 
 
-def _run(workdir, args, *, processes: int, devices: int, env_extra=None) -> list:
-    procs = _launch(workdir, args, processes=processes, devices=devices, env_extra=env_extra)
-    outputs = [p.communicate(timeout=900)[0] for p in procs]
+def _wait(procs) -> list:
+    """The outputs of ``procs``, read all at once (none blocks on a full pipe); all must succeed."""
+    with ThreadPoolExecutor(len(procs)) as pool:
+        outputs = list(pool.map(lambda p: p.communicate(timeout=900)[0], procs))
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-2500:] for o in outputs)
     return outputs
+
+
+def _run(workdir, args, *, processes: int, devices: int, env_extra=None) -> list:
+    return _wait(_launch(workdir, args, processes=processes, devices=devices, env_extra=env_extra))
 
 
 def _leaves(workdir, stage=0):
@@ -97,12 +103,13 @@ def get_config():
 
 
 def test_two_processes_distill_and_evaluate_like_one(tmp_path):
-    """The whole digits pipeline (teacher, two stages, samples, report) on 2 x 2 and on 1 x 4;
-    parameters agree to float32 rounding of the cross-process sums."""
+    """The whole digits pipeline (teacher, two stages, samples, report) on 2 x 2 and on 1 x 4, both at
+    once (compiling is most of it, one core each); parameters agree to float32 rounding of the
+    cross-process sums."""
     (tmp_path / "digits_mlp.py").write_text(DIGITS_MLP)
     args = ["--config", str(tmp_path / "digits_mlp.py")]
-    _run(tmp_path / "multi", args, processes=2, devices=2)
-    _run(tmp_path / "single", args, processes=1, devices=4)
+    _wait(_launch(tmp_path / "multi", args, processes=2, devices=2)
+          + _launch(tmp_path / "single", args, processes=1, devices=4))
     for stage in (0, 1, 2):
         _assert_same(_leaves(tmp_path / "multi", stage), _leaves(tmp_path / "single", stage), atol=1e-5)
     multi = json.load(open(tmp_path / "multi" / "nfe_report.json"))["rows"]
@@ -131,9 +138,10 @@ def test_two_processes_evaluate_fid_like_one(tmp_path):
     args = ["--config", "experiments/cifar10.py:quick", f"--config.data.data_dir={data_dir}"]
     _run(tmp_path / "single", [*args, "--mode=train"], processes=1, devices=4)
     shutil.copytree(tmp_path / "single", tmp_path / "multi")
-    for name, processes, devices in (("single", 1, 4), ("multi", 2, 2)):  # each makes its own reference stats
-        _run(tmp_path / name, [*args, "--mode=evaluate"], processes=processes, devices=devices,
-             env_extra={"KACJAX_CACHE_DIR": str(tmp_path / f"cache_{name}")})
+    # both at once, each making its own reference statistics
+    _wait([proc for name, processes, devices in (("single", 1, 4), ("multi", 2, 2))
+           for proc in _launch(tmp_path / name, [*args, "--mode=evaluate"], processes=processes, devices=devices,
+                               env_extra={"KACJAX_CACHE_DIR": str(tmp_path / f"cache_{name}")})])
     single = json.load(open(tmp_path / "single" / "fid_report.json"))["rows"]
     multi = json.load(open(tmp_path / "multi" / "fid_report.json"))["rows"]
     assert len(single) == len(multi) == 1 and multi[0]["num_samples"] == 16
