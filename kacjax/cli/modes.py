@@ -74,7 +74,7 @@ def run_pipeline(config, workdir: str, modes: Optional[Sequence[str]] = None) ->
     validate(config, modes)
     teacher = RunDir(workdir).teacher
     if "train" not in modes and set(modes) & NEED_TEACHER and not has_checkpoint(teacher):
-        raise CheckpointError(f"no teacher checkpoint in {teacher}: train it first (kacjax --mode=train)")
+        raise CheckpointError(f"no teacher checkpoint in {teacher}: train a teacher there first (kacjax --mode=train)")
     with hold(workdir):  # one run per workdir (kacjax.training.workdir_lock)
         for mode in modes:
             logs.info(f"{mode} -> {workdir}")
