@@ -130,6 +130,8 @@ def test_every_bad_number_of_every_experiment_is_refused_in_one_line(capfd, tmp_
     (["--config", "experiments/digits.py", "--config.model.ch_mult=(1,0)"], "ch_mult[1] must be an integer >= 1"),
     (["--config", "experiments/digits.py", "--config.model.num_heads=0"], "num_heads must be an integer >= 1"),
     (["--config", "experiments/digits.py", "--config.model.ch=0"], "ch must be an integer >= 1, got 0"),
+    (["--config", "experiments/digits.py", "--config.model.num_res_blocks=-1"],
+     "model.num_res_blocks must be >= 0, got -1"),
     (["--config", "experiments/toy2d.py", "--config.evaluate.methods=()"], "evaluate.methods must name at least one"),
     (["--config", "experiments/toy2d.py", "--mode=compare_guidance"], "compare_guidance scores digits"),
     (["--config", "experiments/digits.py", "--config.model.num_classes=3"], "the dataset has 10 classes"),

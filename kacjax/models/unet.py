@@ -190,13 +190,16 @@ class UNet(nn.Module):
 
     def _check(self, height: int, width: int) -> list[int]:
         """Validates the config against the input; returns the resolution of each level."""
-        counts = {"ch": self.ch, "num_res_blocks": self.num_res_blocks, "num_heads": self.num_heads,
+        # num_res_blocks may be 0: the decoder still has one res block per level.
+        lowest = {"ch": 1, "num_res_blocks": 0, "num_heads": 1,
+                  **{f"ch_mult[{i}]": 1 for i in range(len(self.ch_mult))}}
+        values = {"ch": self.ch, "num_res_blocks": self.num_res_blocks, "num_heads": self.num_heads,
                   **{f"ch_mult[{i}]": m for i, m in enumerate(self.ch_mult)}}
         if not self.ch_mult:
             raise ValueError("ch_mult must name at least one level, got ()")
-        for name, value in counts.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest[name]:
+                raise ValueError(f"{name} must be an integer >= {lowest[name]}, got {value!r}")
         num_levels = len(self.ch_mult)
         if height != width:
             raise ValueError(f"UNet needs square inputs, got {height}x{width}")
