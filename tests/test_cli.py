@@ -101,9 +101,14 @@ def test_missing_dataset_fails_fast(tmp_path):
 @pytest.mark.slow
 def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
     """kill -9 during distillation, rerun: the chain completes, samples and the report page are written;
-    a third run reuses everything."""
-    cmd = [sys.executable, "-m", "kacjax", "--config", "experiments/digits.py:quick", "--workdir", str(tmp_path)]
-    env = user_env()
+    a third run reuses everything.
+
+    On this session's 8 fake devices, with notebook 02's EMA decay: the programs it compiles are those of
+    tests/test_notebooks.py's quick run of that notebook, which loads them from the session's XLA cache.
+    """
+    cmd = [sys.executable, "-m", "kacjax", "--config", "experiments/digits.py:quick",
+           "--workdir", str(tmp_path), "--config.train.ema_decay=0.999"]
+    env = user_env(XLA_FLAGS=os.environ["XLA_FLAGS"])
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stage1 = tmp_path / "distill" / "stage1_4steps"
     deadline = time.time() + 600

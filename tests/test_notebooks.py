@@ -17,7 +17,9 @@ from kacjax.training.rundir import latest_step
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELL_TIMEOUT = 600  # seconds
 
-# experiments/digits.py:quick sizes: a 60-step teacher, two stages 8 -> 4 -> 1 of 20 steps each.
+# experiments/digits.py:quick sizes: a 60-step teacher, two stages 8 -> 4 -> 1 of 20 steps each. Its steps and
+# samplers are those tests/test_cli.py's kill-and-resume run compiles (on 8 devices, with this notebook's EMA
+# decay): in a whole session the fixture loads them from the XLA cache (compiling was most of its time).
 QUICK_DIGITS = dict(TEACHER_STEPS=60, WARMUP_STEPS=10, LOG_EVERY=10, DISTILL_TEACHER_STEPS=8, STUDENT_STEPS=(4, 1),
                     DISTILL_TRAIN_STEPS=(20, 20), DISTILL_BATCH_SIZE=32, SAMPLE_NUM=20, SAMPLE_STEPS=8,
                     EVAL_NUM_SAMPLES=100, EVAL_STEPS=(1, 4), EVAL_TEACHER_STEPS=8)
