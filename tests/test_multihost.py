@@ -68,18 +68,19 @@ TOY = ["--config", "experiments/toy2d.py:quick", "--mode=train", "--config.train
 
 
 def test_two_processes_train_like_one_and_checkpoints_move_between_layouts(tmp_path):
-    """Teacher: 2 x 2 equals 1 x 4; a 2-process checkpoint resumes in 1 process and the other way round."""
-    outputs = _run(tmp_path / "multi", [*TOY, "--config.train.num_steps=4"], processes=2, devices=2)
+    """Teacher: 2 x 2 equals 1 x 4; a 2-process checkpoint resumes in 1 process and the other way round.
+    (Each pair of runs at once: compiling is most of a run, on one core.)"""
+    outputs = _wait(_launch(tmp_path / "multi", [*TOY, "--config.train.num_steps=4"], processes=2, devices=2)
+                    + _launch(tmp_path / "single", [*TOY, "--config.train.num_steps=4"], processes=1, devices=4))
     assert "process 0 of 2, 2 local / 4 global devices" in outputs[0]
     assert "teacher step" not in outputs[1]  # only process 0 logs
-    _run(tmp_path / "single", [*TOY, "--config.train.num_steps=4"], processes=1, devices=4)
     _assert_same(_leaves(tmp_path / "multi"), _leaves(tmp_path / "single"))
     lines = (tmp_path / "multi" / "teacher" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2, 4]  # one writer
     # resume each layout's step-4 checkpoint in the other layout, to step 8: the same result either
     # way (that a resume equals an uninterrupted run is tests/test_train.py's kill-and-resume test)
-    _run(tmp_path / "multi", [*TOY, "--config.train.num_steps=8"], processes=1, devices=4)
-    _run(tmp_path / "single", [*TOY, "--config.train.num_steps=8"], processes=2, devices=2)
+    _wait(_launch(tmp_path / "multi", [*TOY, "--config.train.num_steps=8"], processes=1, devices=4)
+          + _launch(tmp_path / "single", [*TOY, "--config.train.num_steps=8"], processes=2, devices=2))
     assert kacjax.load(str(tmp_path / "multi")).step == kacjax.load(str(tmp_path / "single")).step == 8
     _assert_same(_leaves(tmp_path / "multi"), _leaves(tmp_path / "single"))
 
