@@ -105,9 +105,12 @@ def test_digits_pipeline_survives_a_kill_and_resumes(tmp_path):
 
     On this session's 8 fake devices, with notebook 02's EMA decay: the programs it compiles are those of
     tests/test_notebooks.py's quick run of that notebook, which loads them from the session's XLA cache.
+    A third of the quick config's training steps, half its distillation steps (checkpoints every 5):
+    compiling is most of a run, and the step counts are in no program.
     """
     cmd = [sys.executable, "-m", "kacjax", "--config", "experiments/digits.py:quick",
-           "--workdir", str(tmp_path), "--config.train.ema_decay=0.999"]
+           "--workdir", str(tmp_path), "--config.train.ema_decay=0.999", "--config.train.num_steps=20",
+           "--config.distill.train_steps=(10,10)", "--config.distill.train.checkpoint_every=5"]
     env = user_env(XLA_FLAGS=os.environ["XLA_FLAGS"])
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stage1 = tmp_path / "distill" / "stage1_4steps"
