@@ -359,7 +359,7 @@ def test_bfloat16_computes_in_bf16_with_float32_state_and_samples_in_float32(tmp
         config = load_config(os.path.join(ROOT, "experiments", "digits.py"))
         config.model.update(ch=16, dtype=dtype)
         config.train.update(batch_size=16, num_steps=2, log_every=1, checkpoint_every=2, warmup_steps=0)
-        state = train(config, str(tmp_path / dtype))
+        state = train(config, str(tmp_path / dtype), devices=jax.devices()[:1])
         leaves = jax.tree.leaves((state.params, state.ema_params, state.opt_state))
         assert {x.dtype for x in leaves if jnp.issubdtype(x.dtype, jnp.floating)} == {jnp.dtype("float32")}
         lines = (tmp_path / dtype / "teacher" / "metrics.jsonl").read_text().splitlines()
