@@ -15,6 +15,7 @@ import contextlib
 import errno
 import logging
 import os
+import sys
 from typing import Any, Optional
 
 import jax
@@ -32,6 +33,26 @@ class CheckpointError(ValueError):
 
 class DiskFullError(CheckpointError):
     """A save found the disk (or the quota) full; the steps finished before it are intact."""
+
+
+def _drop_late_reports_to_closed_loops() -> None:
+    """Keeps the reads left over by a failed restore quiet (installed once, for the process).
+
+    When one array of a step fails to read, Orbax's event loop ends while TensorStore finishes the
+    step's other reads; each then reports to the closed loop from its own thread, and Python would
+    print one "Event loop is closed" traceback per array. Those are dropped; every other
+    unraisable exception goes to the hook that was there before.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "kacjax_drops_closed_loop_reports", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.kacjax_drops_closed_loop_reports = True
+    sys.unraisablehook = hook
 
 
 def _mentions_disk_full(text: str) -> bool:
@@ -125,25 +146,40 @@ class Checkpointer:
         """Restores the state at ``step`` (default latest) onto ``abstract_state``'s shardings; a step
         whose metadata does not read is damaged too."""
         step = self._existing_step(step)
+        try:
+            return self._restore_step(abstract_state, step)
+        except (ValueError, KeyError, TypeError) as err:
+            raise self._not_restored(step, err) from None
+
+    def _not_restored(self, step: int, err: Exception) -> CheckpointError:
+        """The error of a step that did not restore: Orbax's ValueError, KeyError or TypeError is a
+        tree or shape that does not fit the model."""
+        if isinstance(err, CheckpointError):
+            return err
+        if isinstance(err, (ValueError, KeyError, TypeError)):
+            return CheckpointError(f"checkpoint {self.directory} step {step} does not match the current "
+                                   f"model/optimizer (was it written by another architecture or config?): {err}")
+        return CheckpointError(f"checkpoint {self.directory} step {step} cannot be read: "
+                               f"{(str(err).strip().splitlines() or [type(err).__name__])[0][:300]}")
+
+    def _restore_step(self, abstract_state, step: int) -> Any:
+        """:meth:`restore` of an existing ``step``, with the reader's own error when it fails."""
         self._read_meta(step)
         try:
-            restored = self._manager.restore(
+            return self._manager.restore(
                 step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
-            )
-        except (ValueError, KeyError, TypeError) as err:
-            raise CheckpointError(
-                f"checkpoint {self.directory} step {step} does not match the current model/optimizer "
-                f"(was it written by another architecture or config?): {err}"
-            ) from None
-        return restored.state
+            ).state
+        except Exception:
+            _drop_late_reports_to_closed_loops()
+            raise
 
     def restore_newest_intact(self, abstract_state, *, delete_damaged: bool = False):
         """``(step, state)`` of the newest step that restores, falling back past damaged ones, loudly.
 
         A step that fails while an older one restores is damaged (a file cut short, a bad
-        disk): it is named in a warning and, with ``delete_damaged`` (training, which will
-        write those steps again), deleted. When no step restores, the newest step's error
-        is raised (a :class:`CheckpointError` when they do not fit the model).
+        disk): it is named in a warning with the reader's own error and, with ``delete_damaged``
+        (training, which will write those steps again), deleted. When no step restores, the newest
+        step's error is raised (a :class:`CheckpointError` when they do not fit the model).
         """
         steps = sorted(self._manager.all_steps(), reverse=True)
         if not steps:
@@ -151,22 +187,18 @@ class Checkpointer:
         errors = []
         for step in steps:
             try:
-                state = self.restore(abstract_state, step)
+                state = self._restore_step(abstract_state, step)
             except Exception as err:  # noqa: BLE001 - any failure of a step: try the next older one
                 errors.append((step, err))
                 continue
             for bad, err in errors:
-                first_line = str(err).strip().splitlines()[0][:300]
+                first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
                 logs.warn(f"checkpoint step {bad} in {self.directory} is damaged and was skipped ({first_line}); "
                           f"{'deleting it and ' if delete_damaged else ''}using step {step}, the newest intact one")
                 if delete_damaged:
                     self._manager.delete(bad)
             return step, state
-        newest_error = errors[0][1]
-        if isinstance(newest_error, CheckpointError):
-            raise newest_error
-        raise CheckpointError(f"no step of {self.directory} can be read (steps {steps}); the newest failed with: "
-                              f"{str(newest_error).strip().splitlines()[0][:300]}") from None
+        raise self._not_restored(*errors[0]) from None
 
     def wait(self) -> None:
         """Blocks until pending saves are on disk."""
