@@ -24,7 +24,11 @@ from kacjax.configs.defaults import load_config
 
 # keys whose -1 means "not a value": the labels cycle through the classes, the last stage, the heads by count
 SENTINELS = {"sample.labels": -1, "sample.stage": -1, "model.num_head_channels": -1}
-UPPER_BOUNDS = {"seed": 2**32}  # PRNG seeds are 32-bit
+# PRNG seeds are 32-bit; guidance weights: (1 + w) u_y - w u_null is far past any useful guidance at w = 1000
+# (published sweeps stay below 10) and overflows float32 at about 1e37
+MAX_GUIDANCE = 1000.0
+UPPER_BOUNDS = {"seed": 2**32, **{key: MAX_GUIDANCE for key in (
+    "sample.w", "distill.w", "distill.w_range", "evaluate.guidance_sweep", "evaluate.guidance_ws")}}
 _OVERRIDE = re.compile(r"^--?(no)?config\.([^=\s]+)(?:=(.*))?$", re.DOTALL)
 _NAMED = {"nan": math.nan, "inf": math.inf, "true": True, "false": False}
 _NUMERIC = {"integer", "number"}
