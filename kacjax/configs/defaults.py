@@ -47,7 +47,8 @@ def base_config() -> ConfigDict:
     )
 
     # The `sample` mode: sampler, steps, guidance weight w in u_w = (1 + w) u_y - w u_null
-    # (every guidance weight of a config is in [0, 1000)), number of images, labels (-1: cycle through the classes), batch size per device call.
+    # (every guidance weight of a config is in [0, 1000)), number of images, labels (-1: cycle
+    # through the classes), batch size per device call.
     # stage: 0 the teacher, k the k-th distilled student, -1 the last one trained.
     c.sample = ConfigDict(dict(method="ab2", steps=100, w=0.0, num=64, labels=-1, batch_size=256, stage=-1))
 
