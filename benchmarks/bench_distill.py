@@ -32,6 +32,7 @@ from kacjax.configs.defaults import load_config
 from kacjax.core.guidance import velocity_field
 from kacjax.runtime import parallel
 from kacjax.training import distill, rundir, setup, train_state
+from kacjax.training.recipe import DistillRecipe
 from kacjax.training.steps import Stage, teacher_endpoint
 from kacjax.training.trained import Trained
 
@@ -52,8 +53,9 @@ def main(argv):
     M, N = 20, args.inner_steps
     stage = Stage(index=1, teacher_steps=M * N, student_steps=M, inner_steps=N, num_steps=1,
                   learning_rate=d.learning_rates[0])
-    cfg = distill.stage_config(config, stage, teacher)
-    run = setup.stage_run(cfg, stage, teacher, devices=devices)
+    recipe = DistillRecipe.from_config(d)
+    cfg = distill.stage_config(config, stage, recipe, teacher)
+    run = setup.stage_run(cfg, stage, recipe, teacher, devices=devices)
     model, flow, tx, null, ema_decay = run.model, run.flow, run.tx, teacher.null_label, cfg.train.ema_decay
     batch = parallel.shard_batch(run.data.batch(0), run.mesh)
     x0, labels, (teacher_params,) = batch["x"], batch["label"], run.step_args

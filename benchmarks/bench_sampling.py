@@ -30,7 +30,7 @@ from timing import OtherCpu, fastest_seconds
 from kacjax.configs.defaults import load_config
 from kacjax.core import samplers
 from kacjax.core.flow import KacFlow
-from kacjax.core.guidance import velocity_field
+from kacjax.core.guidance import null_label_of, velocity_field
 from kacjax.data import example_shape
 from kacjax.evaluation.sampling import generate
 from kacjax.models import build_model
@@ -47,8 +47,8 @@ def main(argv):
     config = load_config(args.config)
     device = jax.devices()[0]
     model, flow = build_model(config.model), KacFlow.from_config(config.flow)
-    shape, null = tuple(example_shape(config.data)), setup.null_label(config.model)
-    params = jax.device_put(setup.init_params(model, jax.random.PRNGKey(0), shape, null is not None), device)
+    shape, null = tuple(example_shape(config.data)), null_label_of(model)
+    params = jax.device_put(setup.init_params(model, jax.random.PRNGKey(0), shape), device)
     num, w, method = args.batch, float(config.sample.w), config.sample.method
     labels = None if null is None else jax.device_put(jnp.arange(num, dtype=jnp.int32) % null, device)
     key = jax.random.PRNGKey(1)

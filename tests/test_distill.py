@@ -1,5 +1,7 @@
 """Endpoint-only distillation: the step itself, the chain plan, provenance, resume, and what it buys."""
 
+import dataclasses
+import json
 import os
 
 import jax
@@ -15,6 +17,7 @@ from kacjax.evaluation.generator import Generator
 from kacjax.runtime import parallel
 from kacjax.training import distill, rundir, setup, steps, train_state
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
+from kacjax.training.recipe import LOSS_SPACES, X_SOURCES, DistillRecipe
 from kacjax.training.teacher import train
 from kacjax.training.trained import Trained
 
@@ -99,6 +102,35 @@ def test_chain_records_provenance_and_serves_every_stage(tmp_path, teacher_dir):
     before = Checkpointer(dirs[1]).latest_step()
     distill.distill(chain_config(), str(tmp_path))
     assert Checkpointer(dirs[1]).latest_step() == before
+    # the chain is reused only with its own recipe: any other value is refused, naming it, before any work
+    for key, value, saved in (("x_source", "rollout", "'forward'"), ("inner_method", "euler", "'ab2'"),
+                              ("loss_space", "velocity", "'state'"), ("w", 0.5, "1.0")):
+        with pytest.raises(CheckpointError, match=f"{key}={saved} .the config asks for {value!r}"):
+            distill.distill(chain_config(**{key: value}), str(tmp_path))
+    assert Checkpointer(dirs[1]).latest_step() == before
+
+
+def test_a_recipe_round_trips_through_student_metadata_and_older_students_read_as_they_were_made():
+    """from_config -> to_meta -> from_meta is the identity for a fixed-w and a conditioned recipe; a
+    student written before w_draw and w_loss_power existed reads as drawn uniformly, unweighted; bad
+    values are refused in one line."""
+    fixed = DistillRecipe.from_config(chain_config().distill)
+    cond = DistillRecipe.from_config(chain_config(w_range=(0.0, 2.0), w_draw="ends", w_loss_power=1.5).distill)
+    for recipe in (fixed, cond):
+        assert DistillRecipe.from_meta(json.loads(json.dumps(recipe.to_meta()))) == recipe
+    assert fixed.w_range is None and fixed.w_draw is None and not fixed.conditioned
+    assert cond.w_range == (0.0, 2.0) and cond.w_draw == "ends" and cond.conditioned
+    assert (fixed.teacher_w(1), fixed.teacher_w(2)) == (fixed.w, 0.0)  # later teachers have w baked in
+    old = {k: v for k, v in cond.to_meta().items() if k not in ("w_draw", "w_loss_power")}
+    assert DistillRecipe.from_meta(old) == dataclasses.replace(cond, w_draw="uniform", w_loss_power=0.0)
+    assert fixed.differences(cond) == {"w_range": (None, [0.0, 2.0]), "w_draw": (None, "ends"),
+                                       "w_loss_power": (0.0, 1.5)}
+    for overrides, message in ((dict(x_source="prior"), "x_source 'prior' not in"),
+                               (dict(w_range=(0.0, 0.5)), "w_range must be () or (lo, hi)"),
+                               (dict(w_loss_power=1.0), "w_loss_power must be a number >= 0, and 0 unless"),
+                               (dict(w_draw="middle"), "w_draw 'middle' not in")):
+        with pytest.raises(ValueError, match=message):
+            DistillRecipe.from_config(chain_config(**overrides).distill)
 
 
 @pytest.mark.parametrize("process, dim, a", [("kac", 4, 4.5), ("line", 64, 9.0), ("brownian", 1, 9.0),
@@ -135,11 +167,12 @@ def _stage_run(config, teacher_dir):
     """The first stage's run, set up as the chain sets it up, and its first batch."""
     teacher = Trained.load(os.path.join(teacher_dir, "teacher"))
     stage = distill.plan(config)[0]
-    run = setup.stage_run(distill.stage_config(config, stage, teacher), stage, teacher)
+    recipe = DistillRecipe.from_config(config.distill)
+    run = setup.stage_run(distill.stage_config(config, stage, recipe, teacher), stage, recipe, teacher)
     return run, parallel.shard_batch(run.data.batch(0), run.mesh)
 
 
-@pytest.mark.parametrize("x_source", steps.X_SOURCES)
+@pytest.mark.parametrize("x_source", X_SOURCES)
 def test_no_collective_inside_a_loop_of_the_distill_step(teacher_dir, x_source):
     """Noise for x_t (forward or prior) is drawn per device; the teacher's loops need no collective."""
     run, batch = _stage_run(chain_config(x_source=x_source), teacher_dir)
@@ -148,7 +181,7 @@ def test_no_collective_inside_a_loop_of_the_distill_step(teacher_dir, x_source):
     assert collectives_in_loops(hlo) == []
 
 
-@pytest.mark.parametrize("loss_space", steps.LOSS_SPACES)
+@pytest.mark.parametrize("loss_space", LOSS_SPACES)
 @pytest.mark.compat
 def test_student_equal_to_a_one_euler_step_teacher_has_zero_loss(teacher_dir, loss_space):
     """With N = 1 Euler sub-step, no guidance and the student's parameters equal to the teacher's,

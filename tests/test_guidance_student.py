@@ -17,6 +17,7 @@ from kacjax.models import build_model
 from kacjax.runtime import parallel
 from kacjax.training import distill, setup, steps
 from kacjax.training.checkpoint import CheckpointError
+from kacjax.training.recipe import DistillRecipe
 from kacjax.training.trained import Trained
 
 
@@ -55,8 +56,8 @@ def test_a_fresh_guidance_embedding_adds_nothing_and_inputs_are_checked(model_cf
     it needs."""
     teacher, student = build_model(model_cfg), build_model({**model_cfg, "w_embedding": True, "w_head": True})
     rng = jax.random.PRNGKey(0)
-    teacher_params = setup.init_params(teacher, rng, shape, True)
-    params = setup.student_params(student, teacher_params, jax.random.PRNGKey(1), shape, True)
+    teacher_params = setup.init_params(teacher, rng, shape)
+    params = setup.student_params(student, teacher_params, jax.random.PRNGKey(1), shape)
     assert {"w_embed", "w_out"} <= set(params) and set(teacher_params) < set(params)
     x = jax.random.normal(rng, (3, *shape))
     t, y = jnp.array([0.2, 0.5, 0.9]), jnp.array([1, 2, 10])
@@ -77,7 +78,8 @@ def test_a_fresh_guidance_embedding_adds_nothing_and_inputs_are_checked(model_cf
 def _first_loss(config, teacher_dir):
     teacher = Trained.load(os.path.join(teacher_dir, "teacher"))
     stage = distill.Stage(index=1, teacher_steps=4, student_steps=4, inner_steps=1, num_steps=1, learning_rate=1e-3)
-    run = setup.stage_run(distill.stage_config(config, stage, teacher), stage, teacher)
+    recipe = DistillRecipe.from_config(config.distill)
+    run = setup.stage_run(distill.stage_config(config, stage, recipe, teacher), stage, recipe, teacher)
     batch = parallel.shard_batch(run.data.batch(0), run.mesh)
     return float(run.train_step(run.state, batch)[1]["loss"])
 
@@ -135,9 +137,9 @@ def test_a_conditioned_chain_serves_every_weight_of_its_range(tmp_path, teacher_
     # a chain name holding students of other guidance is refused before any work
     with pytest.raises(CheckpointError, match="another distill.name"):
         distill.distill(chain_config(name="cond"), str(tmp_path))
-    with pytest.raises(CheckpointError, match="'w_draw': 'uniform'"):  # drawn uniformly: not resumed otherwise
+    with pytest.raises(CheckpointError, match="w_draw='uniform' .the config asks for 'ends'"):  # drawn uniformly
         distill.distill(chain_config(w_range=(0.0, 2.0), name="cond", w_draw="ends"), str(tmp_path))
-    with pytest.raises(CheckpointError, match="'w_loss_power': 0.0"):  # nor with a loss weighted otherwise
+    with pytest.raises(CheckpointError, match="w_loss_power=0.0 .the config asks for 1.0"):  # loss unweighted
         distill.distill(chain_config(w_range=(0.0, 2.0), name="cond", w_loss_power=1.0), str(tmp_path))
     with pytest.raises(ValueError, match="w_range"):
         distill.check_distill_config(chain_config(w_range=(2.0, 3.0)))  # the default w must lie in the range

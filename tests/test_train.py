@@ -58,7 +58,7 @@ def test_no_collective_inside_a_loop_of_the_step():
     assert collectives_in_loops(step.lower(state, batch).compile().as_text()) == []
     run = setup.teacher_run(config)
     global_step = setup.jit_step(steps.make_train_step(
-        run.model, run.flow, run.tx, label_dropout=0.1, ema_decay=0.9, null_label=10), mesh)
+        run.model, run.flow, run.tx, label_dropout=0.1, ema_decay=0.9), mesh)
     assert collectives_in_loops(global_step.lower(state, batch).compile().as_text())
 
 
@@ -244,13 +244,15 @@ def test_a_train_run_checks_its_config_once(tmp_path, monkeypatch):
     import kacjax
     from kacjax.cli import modes
 
-    check, calls = setup.check_train_config, []
+    from kacjax.training import checks
+
+    check, calls = checks.check_train_config, []
 
     def counting(config, mesh=None):
         calls.append(mesh)
         check(config, mesh)
 
-    monkeypatch.setattr(setup, "check_train_config", counting)
+    monkeypatch.setattr(checks, "check_train_config", counting)
     monkeypatch.setitem(modes.MODES, "train", modes.Mode(modes.MODES["train"].run, counting))
     kacjax.run(tiny_config(num_steps=2), str(tmp_path), ["train"])
     assert len(calls) == 1 and calls[0] is not None  # with the mesh: the batch over the devices too

@@ -20,7 +20,7 @@ from kacjax.runtime import logs, parallel
 from kacjax.training.checkpoint import CheckpointError
 from kacjax.training.distill import check_distill_config, distill
 from kacjax.training.rundir import RunDir, has_checkpoint
-from kacjax.training.setup import check_train_config
+from kacjax.training.checks import check_train_config
 from kacjax.training.teacher import train
 from kacjax.training.workdir_lock import hold
 

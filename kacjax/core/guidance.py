@@ -44,6 +44,12 @@ def guided(apply_velocity, x, t, labels, w, null_label: int):
     return (1.0 + w) * both[:, 0] - w * both[:, 1]
 
 
+def null_label_of(model):
+    """The unconditional label index of a velocity network (its ``num_classes``), or None when it is
+    unconditional."""
+    return getattr(model, "num_classes", None)
+
+
 def takes_w(model) -> bool:
     """Whether ``model`` is guidance-conditioned: it takes ``w`` as an input (``w_embedding``)."""
     return bool(getattr(model, "w_embedding", False))

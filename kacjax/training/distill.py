@@ -23,11 +23,12 @@ import os
 import re
 from typing import Optional, Sequence
 
-from kacjax.core import samplers
 from kacjax.training import rundir, setup
 from kacjax.training.checkpoint import CheckpointError, Checkpointer
+from kacjax.training.checks import check_train_config
 from kacjax.training.loop import fit_run
-from kacjax.training.steps import LOSS_SPACES, W_DRAWS, X_SOURCES, Stage
+from kacjax.training.recipe import DistillRecipe
+from kacjax.training.steps import Stage
 from kacjax.training.trained import Trained
 
 
@@ -53,24 +54,7 @@ def _check_chain(config) -> None:
             f"bad distill config: train_steps ({len(d.train_steps)}) and learning_rates "
             f"({len(d.learning_rates)}) need one entry per stage ({n})"
         )
-    if d.inner_method not in samplers.METHODS:
-        raise ValueError(f"bad distill config: inner_method {d.inner_method!r} not in {samplers.METHODS}")
-    if d.x_source not in X_SOURCES:
-        raise ValueError(f"bad distill config: x_source {d.x_source!r} not in {X_SOURCES}")
-    if d.loss_space not in LOSS_SPACES:
-        raise ValueError(f"bad distill config: loss_space {d.loss_space!r} not in {LOSS_SPACES}")
-    w_range = tuple(d.w_range)
-    if w_range and not (len(w_range) == 2 and all(isinstance(v, (int, float)) for v in w_range)
-                        and w_range[0] < w_range[1] and w_range[0] <= d.w <= w_range[1]):
-        raise ValueError(f"bad distill config: w_range must be () or (lo, hi) with lo < hi holding the default "
-                         f"w={d.w}, got {w_range}")
-    if d.w_draw not in W_DRAWS:
-        raise ValueError(f"bad distill config: w_draw {d.w_draw!r} not in {W_DRAWS}")
-    power = d.w_loss_power
-    if not (isinstance(power, (int, float)) and power >= 0 and (power == 0 or w_range)):
-        raise ValueError(f"bad distill config: w_loss_power must be a number >= 0, and 0 unless w_range = "
-                         f"(lo, hi) (it weights the loss over the drawn w), got {power!r} with "
-                         f"w_range={w_range}")
+    DistillRecipe.from_config(d)  # the recipe's values: guidance, inner sampler, source of x_t, loss
     if not (isinstance(d.name, str) and re.fullmatch(r"[\w.-]*", d.name)):
         raise ValueError(f"bad distill config: name must be '' or letters, digits, '.', '-' and '_', got {d.name!r}")
     for k in range(n):
@@ -102,10 +86,10 @@ def check_distill_config(config, mesh=None) -> None:
     values a stage would run with (with a ``mesh``, a batch that does not split over it)."""
     _check_chain(config)
     for stage in plan(config):
-        setup.check_train_config(_with_stage_train(config, stage), mesh)
+        check_train_config(_with_stage_train(config, stage), mesh)
 
 
-def stage_config(config, stage: Stage, teacher: Trained):
+def stage_config(config, stage: Stage, recipe: DistillRecipe, teacher: Trained):
     """The config a stage trains with: the teacher's ``model`` and ``flow`` (with the config's compute
     ``dtype``), and ``train`` updated by ``distill.train`` and the stage's values.
 
@@ -121,28 +105,24 @@ def stage_config(config, stage: Stage, teacher: Trained):
         for key in rundir.COMPUTE_KEYS:  # how to compute is the current config's choice
             if key in config.model:
                 cfg.model[key] = config.model[key]
-        if config.distill.w_range:  # guidance-conditioned students take w as an input, with a w head
+        if recipe.conditioned:  # guidance-conditioned students take w as an input, with a w head
             cfg.model[rundir.W_EMBEDDING_KEY] = True
             cfg.model[rundir.W_HEAD_KEY] = True
     return cfg
 
 
-def _check_provenance(stage_dir: str, config) -> None:
-    """A finished or started stage must have been distilled with the config's guidance (``w``,
-    ``w_range``, ``w_draw``, ``w_loss_power``); raises CheckpointError otherwise, before any work on
+def _check_provenance(stage_dir: str, recipe: DistillRecipe) -> None:
+    """A finished or started stage must have been distilled with ``recipe`` (guidance, inner sampler,
+    source of ``x_t``, loss); raises CheckpointError naming what differs otherwise, before any work on
     that chain."""
     if not rundir.has_checkpoint(stage_dir):
         return
-    saved = Checkpointer(stage_dir).read_meta()["student"]
-    d = config.distill
-    asked = {"w": float(d.w), "w_range": [float(v) for v in d.w_range] or None,
-             "w_draw": d.w_draw if d.w_range else None, "w_loss_power": float(d.w_loss_power)}
-    found = {"w": saved["w"], "w_range": saved.get("w_range"),  # students from before w_draw drew uniformly
-             "w_draw": saved.get("w_draw", "uniform") if saved.get("w_range") else None,
-             "w_loss_power": saved.get("w_loss_power", 0.0)}  # and from before w_loss_power, unweighted
-    if found != asked:
-        raise CheckpointError(f"{stage_dir} was distilled with {found}, but the config asks for {asked}: "
-                              "use another workdir or another distill.name for this chain")
+    found = DistillRecipe.from_meta(Checkpointer(stage_dir).read_meta()["student"])
+    if found != recipe:
+        differ = ", ".join(f"{key}={saved!r} (the config asks for {asked!r})"
+                           for key, (saved, asked) in found.differences(recipe).items())
+        raise CheckpointError(f"{stage_dir} was distilled with {differ}: use another workdir or another "
+                              "distill.name for this chain")
 
 
 def _check_teacher_step(stage_dir: str, teacher_dir: str) -> None:
@@ -178,23 +158,20 @@ def distill(config, workdir: str, *, devices: Optional[Sequence] = None) -> list
     stages = plan(config)
     layout = rundir.RunDir(workdir)
     _finished_teacher(layout, config)
-    d = config.distill
-    out_dirs = [layout.stage(stage.index, stage.student_steps, d.name) for stage in stages]
+    recipe = DistillRecipe.from_config(config.distill)
+    out_dirs = [layout.stage(stage.index, stage.student_steps, config.distill.name) for stage in stages]
     for teacher_dir, out_dir in zip([layout.teacher, *out_dirs], out_dirs):
-        _check_provenance(out_dir, config)
+        _check_provenance(out_dir, recipe)
         _check_teacher_step(out_dir, teacher_dir)
     teacher_dir, done = layout.teacher, []
     for stage, out_dir in zip(stages, out_dirs):
         latest = rundir.latest_step(out_dir)
         if latest is None or latest < stage.num_steps:
             teacher = Trained.load(teacher_dir)
-            cfg = stage_config(config, stage, teacher)
+            cfg = stage_config(config, stage, recipe, teacher)
             checkpointer = Checkpointer(out_dir, keep=cfg.train.keep_checkpoints)
-            run = setup.stage_run(cfg, stage, teacher, devices=devices, checkpointer=checkpointer)
-            meta = rundir.student_meta(cfg, stage, teacher, w=d.w, w_range=tuple(d.w_range),
-                                       w_draw=d.w_draw, w_loss_power=float(d.w_loss_power),
-                                       inner_method=d.inner_method, x_source=d.x_source,
-                                       loss_space=d.loss_space)
+            run = setup.stage_run(cfg, stage, recipe, teacher, devices=devices, checkpointer=checkpointer)
+            meta = rundir.student_meta(cfg, stage, recipe, teacher)
             fit_run(run, cfg.train, num_steps=stage.num_steps, checkpointer=checkpointer, meta=meta,
                     prefix=f"stage{stage.index}")
             checkpointer.close()

@@ -149,12 +149,12 @@ def teacher_meta(config, shape, num_classes) -> dict:
             "data": {"shape": list(shape), "num_classes": num_classes}}
 
 
-def student_meta(stage_config, stage, teacher, *, w: float, w_range, w_draw: str, w_loss_power: float,
-                 inner_method: str, x_source: str, loss_space: str) -> dict:
+def student_meta(stage_config, stage, recipe, teacher) -> dict:
     """The JSON beside a student's checkpoints.
 
     ``stage_config`` already carries the teacher's ``model`` and ``flow``; ``stage`` is a
-    :class:`kacjax.training.distill.Stage`; ``teacher`` the loaded
+    :class:`kacjax.training.steps.Stage`; ``recipe`` the chain's
+    :class:`kacjax.training.recipe.DistillRecipe`; ``teacher`` the loaded
     :class:`kacjax.training.trained.Trained` it learns from.
     """
     return {
@@ -165,10 +165,7 @@ def student_meta(stage_config, stage, teacher, *, w: float, w_range, w_draw: str
                         inner_steps=stage.inner_steps, num_steps=stage.num_steps,
                         learning_rate=stage.learning_rate, steps=stage.student_steps,
                         teacher_dir=os.path.abspath(teacher.directory), teacher_step=teacher.step,
-                        teacher_role=teacher.meta["role"], w=float(w),
-                        w_range=[float(v) for v in w_range] if w_range else None,
-                        w_draw=w_draw if w_range else None, w_loss_power=float(w_loss_power),
-                        inner_method=inner_method, x_source=x_source, loss_space=loss_space),
+                        teacher_role=teacher.meta["role"], **recipe.to_meta()),
     }
 
 

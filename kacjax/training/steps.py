@@ -16,12 +16,9 @@ import jax.numpy as jnp
 
 from kacjax.core import samplers
 from kacjax.core.flow import sample_times
-from kacjax.core.guidance import drop_labels, velocity_field
+from kacjax.core.guidance import drop_labels, null_label_of, velocity_field
 from kacjax.training import train_state
-
-X_SOURCES = ("forward", "rollout")
-LOSS_SPACES = ("state", "velocity")
-W_DRAWS = ("uniform", "ends")
+from kacjax.training.recipe import DistillRecipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,14 +41,15 @@ class Stage:
     learning_rate: float
 
 
-def make_train_step(model, flow, tx, *, label_dropout: float, ema_decay: float, null_label, mesh=None):
+def make_train_step(model, flow, tx, *, label_dropout: float, ema_decay: float, mesh=None):
     """``(state, batch) -> (state, metrics)`` for Kac flow matching (not jitted).
 
     batch: ``{'x': (B, ...) data in [-1, 1], 'label': (B,) int}``. Each example gets
     ``t ~ U[0, T]``, Kac noise and its exact target; labels are replaced by the null
-    label with probability ``label_dropout`` (conditional models only, ``null_label``
-    not None). With the training ``mesh``, each device draws the noise of its own rows.
+    label (the model's ``num_classes``) with probability ``label_dropout`` (class-conditional
+    models only). With the training ``mesh``, each device draws the noise of its own rows.
     """
+    null_label = null_label_of(model)
 
     def step(state, batch):
         k_time, k_noise, k_label, k_dropout = jax.random.split(train_state.step_rng(state), 4)
@@ -108,26 +106,28 @@ def teacher_endpoint(u, x_t, t, delta, *, method: str, steps: int):
     return samplers.integrate(u, x_t, method=method, steps=steps, t_start=t, t_end=t - delta).x
 
 
-def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w: float, w_range, inner_method: str,
-                      x_source: str, w_draw: str, w_loss_power: float, loss_space: str, ema_decay: float,
-                      null_label, mesh=None):
+def make_distill_step(model, flow, tx, *, stage: Stage, recipe: DistillRecipe, teacher_model, ema_decay: float,
+                      mesh=None):
     """``(state, batch, teacher_params) -> (state, metrics)`` for one stage (not jitted).
 
     One step: draw a grid index ``j ~ U{0..M-1}``, ``t = T - j Delta``; ``x_t`` from the
-    forward process (``x_source='forward'``) or from a teacher rollout from the prior
-    (``'rollout'``); the frozen ``teacher_model``, guided with ``teacher_w`` (0 for a
-    fixed-``w`` student teacher, whose guidance is baked in), integrates ``[t, t - Delta]``
-    without gradient to ``x_hat``; the student ``model`` predicts ``x_S = x_t - Delta u_S(x_t, t, y)``.
+    forward process (``recipe.x_source='forward'``) or from a teacher rollout from the prior
+    (``'rollout'``); the frozen ``teacher_model``, guided with ``recipe.teacher_w(stage.index)``
+    (0 after stage 1: a fixed-``w`` student teacher has its guidance baked in), integrates
+    ``[t, t - Delta]`` without gradient to ``x_hat`` with ``recipe.inner_method``; the student
+    ``model`` predicts ``x_S = x_t - Delta u_S(x_t, t, y)``.
     Loss: ``mean |x_S - x_hat|^2`` (``loss_space='state'``) or ``mean |u_S - (x_t - x_hat) / Delta|^2``
-    (``'velocity'``). With ``w_range = (lo, hi)`` the student is guidance-conditioned: each
-    example draws ``w`` by ``w_draw`` (:func:`draw_w`), which guides the teacher (or is its input, when the
+    (``'velocity'``). For a guidance-conditioned recipe (``w_range = (lo, hi)``) each example
+    draws ``w`` by ``w_draw`` (:func:`draw_w`), which guides the teacher (or is its input, when the
     teacher is itself conditioned) and is the student's input, and the loss weights examples by
-    ``w_loss_power`` (:func:`weighted_loss`); ``teacher_w`` is unused.
+    ``w_loss_power`` (:func:`weighted_loss`). Labels are used when the model is class-conditional.
     The teacher's parameters are an argument: never closed over, donated or saved. With
     the training ``mesh``, each device draws the noise of its rows.
     """
     M, N = stage.student_steps, stage.inner_steps
     delta = flow.T / M
+    null_label = null_label_of(model)
+    r = recipe
 
     def step(state, batch, teacher_params):
         rng = train_state.step_rng(state)
@@ -136,25 +136,25 @@ def make_distill_step(model, flow, tx, *, stage: Stage, teacher_model, teacher_w
         B = x0.shape[0]
         j = jax.random.randint(k_index, (B,), 0, M)
         t = flow.T - j.astype(x0.dtype) * delta
-        w = None if w_range is None else draw_w(jax.random.fold_in(rng, 3), (B,), w_range, w_draw, x0.dtype)
-        teacher_u = velocity_field(teacher_model, teacher_params, labels, w=teacher_w if w is None else w,
-                                   null_label=null_label)
-        if x_source == "forward":
+        w = draw_w(jax.random.fold_in(rng, 3), (B,), r.w_range, r.w_draw, x0.dtype) if r.conditioned else None
+        teacher_u = velocity_field(teacher_model, teacher_params, labels,
+                                   w=r.teacher_w(stage.index) if w is None else w, null_label=null_label)
+        if r.x_source == "forward":
             x_t, _ = flow.corrupt(k_noise, x0, t, mesh=mesh)  # the forward marginal at t
         else:
             rollout = samplers.integrate(
-                teacher_u, flow.prior_sample(k_noise, x0.shape, mesh=mesh), method=inner_method,
+                teacher_u, flow.prior_sample(k_noise, x0.shape, mesh=mesh), method=r.inner_method,
                 steps=M * N, t_start=flow.T, return_trajectory=True,
             ).trajectory[::N]  # (M + 1, B, ...) states on the student grid
             x_t = rollout[j, jnp.arange(B)]
         x_t = jax.lax.stop_gradient(x_t)
-        x_hat = jax.lax.stop_gradient(teacher_endpoint(teacher_u, x_t, t, delta, method=inner_method, steps=N))
+        x_hat = jax.lax.stop_gradient(teacher_endpoint(teacher_u, x_t, t, delta, method=r.inner_method, steps=N))
 
         def loss_fn(params):
             u_s = model.apply({"params": params}, x_t, t, labels, w, train=True, rngs={"dropout": k_dropout})
-            if loss_space == "state":
-                return weighted_loss(jnp.square(x_t - delta * u_s - x_hat), w, w_loss_power)
-            return weighted_loss(jnp.square(u_s - (x_t - x_hat) / delta), w, w_loss_power)
+            if r.loss_space == "state":
+                return weighted_loss(jnp.square(x_t - delta * u_s - x_hat), w, r.w_loss_power)
+            return weighted_loss(jnp.square(u_s - (x_t - x_hat) / delta), w, r.w_loss_power)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         return train_state.apply_gradients(state, loss, grads, tx, ema_decay)

@@ -13,7 +13,7 @@ from kacjax.training.loop import fit_run
 def train(config, workdir: str, *, devices: Optional[Sequence] = None):
     """The ``train`` mode: trains (or resumes) the teacher of ``workdir``; returns the final state.
 
-    ``config`` has passed :func:`kacjax.training.setup.check_train_config` (:func:`kacjax.run`
+    ``config`` has passed :func:`kacjax.training.checks.check_train_config` (:func:`kacjax.run`
     checks every mode first). The step is :func:`kacjax.training.steps.make_train_step`;
     checkpoints, metrics and the metadata go where :class:`kacjax.training.rundir.RunDir` says.
     """

@@ -43,7 +43,7 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
 
     Keys of ``train_cfg``: ``learning_rate``, ``warmup_steps`` (0: none),
     ``grad_clip`` (<= 0: none), ``b1``, ``b2``, ``weight_decay`` (0: Adam, else AdamW);
-    the values are checked by :func:`kacjax.training.setup.check_train_config`.
+    the values are checked by :func:`kacjax.training.checks.check_train_config`.
     """
     lr = train_cfg.learning_rate
     schedule = optax.linear_schedule(0.0, lr, train_cfg.warmup_steps) if train_cfg.warmup_steps > 0 else lr

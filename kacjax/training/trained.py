@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from ml_collections import ConfigDict
 
 from kacjax.core.flow import KacFlow
+from kacjax.core.guidance import null_label_of
 from kacjax.models import build_model
 from kacjax.runtime import parallel
 from kacjax.training import rundir, setup, train_state
@@ -45,8 +46,7 @@ class Trained:
         if dtype is not None and hasattr(model, "dtype"):
             model = model.clone(dtype=jnp.dtype(dtype))
         shape = tuple(meta["data"]["shape"])
-        conditional = setup.null_label(config.model) is not None
-        abstract = setup.abstract_state(model, train_state.make_optimizer(config.train), shape, conditional,
+        abstract = setup.abstract_state(model, train_state.make_optimizer(config.train), shape,
                                         mesh or parallel.make_mesh())
         step, state = checkpointer.restore_newest_intact(abstract)
         return cls(directory, checkpointer.read_meta(step), model, KacFlow.from_config(config.flow),
@@ -69,7 +69,7 @@ class Trained:
     @property
     def null_label(self) -> Optional[int]:
         """The unconditional label index, or None for an unconditional model."""
-        return setup.null_label(self.meta["config"]["model"])
+        return null_label_of(self.model)
 
     @property
     def provenance(self) -> Optional[dict]:

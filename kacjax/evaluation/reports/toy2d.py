@@ -89,7 +89,7 @@ def score(samples, reference, target: str, mode_std: float) -> dict:
 
 def untrained_params(gen: Generator, seed: int):
     """The parameters ``gen``'s network starts from when trained with ``seed`` (the baseline)."""
-    init = setup.make_init(gen.model, optax.identity(), gen.shape, False)  # the optimizer leaves params as they are
+    init = setup.make_init(gen.model, optax.identity(), gen.shape)  # the optimizer leaves params as they are
     return init(jax.random.PRNGKey(seed)).params
 
 
