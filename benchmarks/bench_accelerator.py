@@ -28,6 +28,7 @@ import numpy as np
 
 from kacjax.configs.defaults import load_config
 from kacjax.data import Input, build_input, example_shape
+from kacjax.core.guidance import Guidance
 from kacjax.data.sources import ArraySource
 from kacjax.evaluation.sampling import generate
 from kacjax.runtime import parallel
@@ -108,9 +109,8 @@ def sampling_rows(args, peak):
     rows = []
     for nfe in args.nfe:
         def batch(key=jax.random.PRNGKey(0)):
-            return generate(key, run.state.ema_params, labels, 0.0, model=run.model, flow=run.flow,
-                            num=args.sample_batch, shape=(32, 32, 3), method="euler", steps=nfe,
-                            null_label=10, mesh=run.mesh).x
+            return generate(key, run.state.ema_params, labels, Guidance(), model=run.model, flow=run.flow,
+                            num=args.sample_batch, shape=(32, 32, 3), method="euler", steps=nfe, mesh=run.mesh).x
 
         seconds = _time(batch, args.sample_repeats)
         total = seconds * 50_000 / args.sample_batch

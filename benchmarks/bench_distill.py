@@ -29,7 +29,7 @@ import optax
 from timing import OtherCpu, fastest_seconds
 
 from kacjax.configs.defaults import load_config
-from kacjax.core.guidance import velocity_field
+from kacjax.core.guidance import Guidance, velocity_field
 from kacjax.runtime import parallel
 from kacjax.training import distill, rundir, setup, train_state
 from kacjax.training.recipe import DistillRecipe
@@ -56,7 +56,7 @@ def main(argv):
     recipe = DistillRecipe.from_config(d)
     cfg = distill.stage_config(config, stage, recipe, teacher)
     run = setup.stage_run(cfg, stage, recipe, teacher, devices=devices)
-    model, flow, tx, null, ema_decay = run.model, run.flow, run.tx, teacher.null_label, cfg.train.ema_decay
+    model, flow, tx, ema_decay = run.model, run.flow, run.tx, cfg.train.ema_decay
     batch = parallel.shard_batch(run.data.batch(0), run.mesh)
     x0, labels, (teacher_params,) = batch["x"], batch["label"], run.step_args
     B, delta, key = x0.shape[0], flow.T / M, jax.random.PRNGKey(0)
@@ -70,8 +70,9 @@ def main(argv):
     x_t = jax.jit(lambda k, x, s: flow.corrupt(k, x, s)[0])(key, x0, t)
 
     def teacher_part(q, y, x, s):
-        return teacher_endpoint(velocity_field(teacher.model, q, y, w=float(d.w), null_label=null), x, s, delta,
-                                method=d.inner_method, steps=N)
+        guidance = Guidance.for_model(teacher.model, float(d.w))
+        return teacher_endpoint(velocity_field(teacher.model, q, y, guidance), x, s, delta, method=d.inner_method,
+                                steps=N)
 
     x_hat = jax.jit(teacher_part)(teacher_params, labels, x_t, t)
 

@@ -30,7 +30,7 @@ from timing import OtherCpu, fastest_seconds
 from kacjax.configs.defaults import load_config
 from kacjax.core import samplers
 from kacjax.core.flow import KacFlow
-from kacjax.core.guidance import null_label_of, velocity_field
+from kacjax.core.guidance import Guidance, null_label_of, velocity_field
 from kacjax.data import example_shape
 from kacjax.evaluation.sampling import generate
 from kacjax.models import build_model
@@ -59,7 +59,7 @@ def main(argv):
     x, t = prior(key), jnp.float32(0.5)
 
     def one_evaluation(w_pass):  # parameters and labels as arguments, as the sampler takes them
-        return jax.jit(lambda q, y, x, t: velocity_field(model, q, y, w=w_pass, null_label=null)(x, t))
+        return jax.jit(lambda q, y, x, t: velocity_field(model, q, y, Guidance.for_model(model, w_pass))(x, t))
 
     with OtherCpu() as cpu:
         prior_s = fastest_seconds(prior, key, repeats=args.repeats)
@@ -70,7 +70,7 @@ def main(argv):
     # What a single timed run right after compiling charges the 1-step student (the report page's
     # figure before it took the fastest run): one-off allocation and thread start-up.
     one_step = jax.jit(lambda q, y, k: samplers.integrate(
-        velocity_field(model, q, y, w=0.0, null_label=null), flow.prior_sample(k, (num, *shape)),
+        velocity_field(model, q, y, Guidance()), flow.prior_sample(k, (num, *shape)),
         method="euler", steps=1, t_start=flow.T).x).lower(params, labels, key).compile()
     start = time.perf_counter()
     jax.block_until_ready(one_step(params, labels, key))
@@ -83,8 +83,8 @@ def main(argv):
     for k in args.steps:
         for role, sampler, w_role in (("student", "euler", 0.0), ("teacher", method, w)):
             with OtherCpu() as cpu:
-                generated = generate(key, params, labels, w_role, model=model, flow=flow, num=num, shape=shape,
-                                     method=sampler, steps=k, null_label=null, timed=True)
+                generated = generate(key, params, labels, Guidance.for_model(model, w_role), model=model, flow=flow,
+                                     num=num, shape=shape, method=sampler, steps=k, timed=True)
             seconds[role, k] = generated.seconds
             parts = prior_s + samplers.nfe(sampler, k) * pass_s[role]
             print(f"{role + ' (' + sampler + ')':>28} {k:>4} {generated.network_passes:>6} {generated.seconds:>9.3f} "

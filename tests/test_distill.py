@@ -12,7 +12,7 @@ import pytest
 import kacjax
 from helpers import chain_config, collectives_in_loops, copy_teacher, tiny_config
 from kacjax.core import samplers
-from kacjax.core.guidance import velocity_field
+from kacjax.core.guidance import Guidance, velocity_field
 from kacjax.evaluation.generator import Generator
 from kacjax.runtime import parallel
 from kacjax.training import distill, rundir, setup, steps, train_state
@@ -323,7 +323,7 @@ def _recorded_step(monkeypatch, config, teacher_dir):
     run.step(run.state, batch, teacher_params)
     jax.effects_barrier()
     teacher = Trained.load(os.path.join(teacher_dir, "teacher"))
-    u = velocity_field(teacher.model, teacher_params, batch["label"], w=1.0, null_label=teacher.null_label)
+    u = velocity_field(teacher.model, teacher_params, batch["label"], Guidance.for_model(teacher.model, 1.0))
     return seen, run, batch, start, u
 
 

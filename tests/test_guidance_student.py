@@ -71,8 +71,8 @@ def test_a_fresh_guidance_embedding_adds_nothing_and_inputs_are_checked(model_cf
         teacher.apply({"params": teacher_params}, x, t, y, jnp.ones((3,)), train=False)
     with pytest.raises(ValueError, match="needs w_embedding=True"):
         build_model({**model_cfg, "w_head": True}).apply({"params": teacher_params}, x, t, y, train=False)
-    assert guidance.network_passes_per_velocity(student, 3.0, 10) == 1
-    assert guidance.network_passes_per_velocity(teacher, 3.0, 10) == 2
+    assert guidance.Guidance.for_model(student, 3.0).network_passes == 1
+    assert guidance.Guidance.for_model(teacher, 3.0).network_passes == 2
 
 
 def _first_loss(config, teacher_dir):

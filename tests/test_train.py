@@ -205,7 +205,47 @@ def test_guidance_combines_both_branches_in_one_call():
     np.testing.assert_allclose(out, uncond + (1 + w) * (cond - uncond), rtol=1e-6)  # the s = 1 + w reading
     assert calls == [6]
     calls.clear()
-    np.testing.assert_allclose(guidance.guided(apply_velocity, x, t, y, 0, 5), cond)
+    np.testing.assert_allclose(guidance.guided(apply_velocity, x, t, y, 0, 5), cond)  # w = 0: the conditional
+    assert calls == [6]
+
+
+def test_the_guidance_value_decides_the_passes_once():
+    """Guidance.for_model makes the kind from the model and the weight: a conditional network at a weight
+    known to be 0, or an unconditional one, runs once; any other weight, a traced one included, runs both
+    branches; a guidance-conditioned network takes w as an input. The velocity field follows the kind
+    alone, and the weights of one kind share one compiled program."""
+    import dataclasses
+
+    calls = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Network:  # a velocity network as velocity_field calls it, counting its rows
+        num_classes: object = 5
+        w_embedding: bool = False
+
+        def apply(self, variables, x, t, y, w=None, train=False):
+            calls.append(x.shape[0])
+            return x * (1.0 + y[:, None].astype(x.dtype)) + t[:, None] + (0.0 if w is None else w[:, None])
+
+    conditional, unconditional, takes_w = Network(), Network(num_classes=None), Network(w_embedding=True)
+    G = guidance.Guidance
+    assert G.for_model(conditional, 0.0) == G("none", 0.0) == G.for_model(unconditional, 2.0)
+    assert G.for_model(conditional, 2.0) == G("classifier_free", 2.0)
+    assert G.for_model(conditional, jnp.float32(0.0)).kind == "classifier_free"  # not known to be 0
+    assert G.for_model(takes_w, 0.0).kind == "input"
+    assert [G.for_model(m, 2.0).network_passes for m in (conditional, unconditional, takes_w)] == [2, 1, 1]
+    with pytest.raises(ValueError, match="guidance kind 'cfg' not in"):
+        G("cfg", 1.0)
+    x, t, y = jnp.ones((3, 2)), jnp.full((3,), 0.5), jnp.array([0, 1, 2])
+    field = jax.jit(lambda g, x: guidance.velocity_field(conditional, None, y, g)(x, t))
+    cond = field(G("none", jnp.float32(0.0)), x)
+    both = field(G("classifier_free", jnp.float32(0.0)), x)
+    guided = field(G("classifier_free", jnp.float32(2.0)), x)
+    assert calls == [3, 6]  # traced once per kind: the second classifier-free weight reuses the program
+    np.testing.assert_allclose(both, cond, rtol=1e-6)
+    np.testing.assert_allclose(guided, 3.0 * cond - 2.0 * (x * 6.0 + 0.5), rtol=1e-6)
+    calls.clear()
+    np.testing.assert_allclose(guidance.velocity_field(takes_w, None, y, G("input", 2.0))(x, t), cond + 2.0)
     assert calls == [3]
 
 

@@ -5,10 +5,15 @@ conditional sampling. The other common reading, ``u_null + s (u_y - u_null)``,
 is the same with ``s = 1 + w``. Both velocities are bounded, so
 ``|u_w| <= (1 + 2|w|) * bound``. The null label is ``num_classes``. A
 guidance-conditioned student (a model with ``w_embedding``) takes ``w`` as an input
-instead and gives ``u_w`` in one conditional pass.
+instead and gives ``u_w`` in one conditional pass. How a velocity is guided is a
+:class:`Guidance` value, made once (:meth:`Guidance.for_model`) and passed down.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,21 +25,60 @@ def drop_labels(key, labels, rate: float, null_label: int):
     return jnp.where(drop, null_label, labels).astype(labels.dtype)
 
 
+NONE, CLASSIFIER_FREE, INPUT = "none", "classifier_free", "input"
+KINDS = (NONE, CLASSIFIER_FREE, INPUT)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["w"], meta_fields=["kind"])
+@dataclasses.dataclass(frozen=True)
+class Guidance:
+    """How a velocity is guided: a jit-static ``kind`` and a weight ``w`` (a pytree leaf, so it may be
+    traced: every weight of one kind runs the same compiled program).
+
+    Attributes:
+      kind: ``"none"``: the network once, on the labels given (conditional sampling, an unconditional
+        model, a student whose guidance is baked in); ``"classifier_free"``: ``(1 + w) u_y - w u_null``,
+        both branches in one batched call (two network rows per example); ``"input"``: a
+        guidance-conditioned network takes ``w`` as an input (one pass).
+      w: the weight, a scalar or ``(B,)`` one per example (unused by ``"none"``).
+    """
+
+    kind: str = NONE
+    w: Any = 0.0
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"guidance kind {self.kind!r} not in {KINDS}")
+
+    @classmethod
+    def for_model(cls, model, w) -> "Guidance":
+        """The guidance ``model`` is sampled with at weight ``w``: ``"input"`` when it takes ``w``
+        (:func:`takes_w`), ``"none"`` when it is unconditional or ``w`` is the number 0 (the weight is
+        known when the guidance is made), else ``"classifier_free"``. ``w`` may be a ``(B,)`` array."""
+        if takes_w(model):
+            return cls(INPUT, w)
+        if null_label_of(model) is None or (isinstance(w, (int, float)) and w == 0):
+            return cls(NONE, 0.0)
+        return cls(CLASSIFIER_FREE, w)
+
+    @property
+    def network_passes(self) -> int:
+        """Network rows evaluated per example for one guided velocity: 2 for classifier-free guidance, else 1."""
+        return 2 if self.kind == CLASSIFIER_FREE else 1
+
+
 def guided(apply_velocity, x, t, labels, w, null_label: int):
-    """Guided velocity, both branches in one batched network call.
+    """Classifier-free guided velocity, both branches in one batched network call.
 
     Args:
       apply_velocity: ``(x, t, labels) -> u`` for a batch.
       x: states ``(B, ...)``; t: times ``(B,)``; labels: ``(B,)`` int.
-      w: guidance weight: a scalar, or ``(B,)`` one per example. A Python ``0`` skips the
-        unconditional branch.
+      w: guidance weight: a scalar, or ``(B,)`` one per example.
       null_label: label index of the unconditional model.
 
     Returns:
       ``(1 + w) u(x, t, y) - w u(x, t, null)``, shape of ``x``.
     """
-    if isinstance(w, (int, float)) and w == 0:
-        return apply_velocity(x, t, labels)
     # Each example's two branches sit in adjacent rows (2i, 2i + 1), so a batch sharded
     # over devices stays sharded the same way: no cross-device traffic.
     pair = lambda a, b: jnp.stack([a, b], axis=1).reshape(2 * a.shape[0], *a.shape[1:])  # noqa: E731
@@ -55,40 +99,26 @@ def takes_w(model) -> bool:
     return bool(getattr(model, "w_embedding", False))
 
 
-def two_branches(model, w, null_label) -> bool:
-    """Whether the guided velocity evaluates both branches: ``w`` is not the Python number 0,
-    the model is class-conditional (``null_label`` not None) and does not take ``w`` itself."""
-    return null_label is not None and not takes_w(model) and not (isinstance(w, (int, float)) and w == 0)
-
-
-def network_passes_per_velocity(model, w, null_label) -> int:
-    """Network rows evaluated per example for one guided velocity: 2 with two branches
-    (:func:`two_branches`), else 1."""
-    return 2 if two_branches(model, w, null_label) else 1
-
-
-def velocity_field(model, params, labels, *, w, null_label):
-    """``u(x, t)`` for the samplers: the network at time ``t`` (scalar or ``(B,)``), guided with ``w``.
+def velocity_field(model, params, labels, guidance: Guidance):
+    """``u(x, t)`` for the samplers: the network at time ``t`` (scalar or ``(B,)``), guided by ``guidance``.
 
     Args:
       model: a velocity network (``model.apply({'params': p}, x, t, y, w, train=False)``).
       params: its parameters.
       labels: ``(B,)`` int, or None for an unconditional model.
-      w: guidance weight, a scalar or ``(B,)``. A model that takes ``w`` (:func:`takes_w`)
-        gets it as an input, one pass; otherwise classifier-free guidance evaluates both
-        branches, unless ``w`` is the Python number 0.
-      null_label: the unconditional label index, or None for an unconditional model.
+      guidance: a :class:`Guidance` (:meth:`Guidance.for_model`).
     """
+    null_label = null_label_of(model)
 
     def apply(x, t_batch, y, w_in=None):
         return model.apply({"params": params}, x, t_batch, y, w_in, train=False)
 
     def u(x, t):
         t_batch = jnp.broadcast_to(jnp.asarray(t, x.dtype), (x.shape[0],))
-        if takes_w(model):
-            return apply(x, t_batch, labels, jnp.broadcast_to(jnp.asarray(w, x.dtype), (x.shape[0],)))
-        if null_label is None:
-            return apply(x, t_batch, None)
-        return guided(apply, x, t_batch, labels, w, null_label)
+        if guidance.kind == INPUT:
+            return apply(x, t_batch, labels, jnp.broadcast_to(jnp.asarray(guidance.w, x.dtype), (x.shape[0],)))
+        if guidance.kind == CLASSIFIER_FREE:
+            return guided(apply, x, t_batch, labels, guidance.w, null_label)
+        return apply(x, t_batch, labels)
 
     return u

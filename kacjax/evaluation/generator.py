@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
+from kacjax.core.guidance import Guidance
 from kacjax.evaluation.sampling import Generated, generate
 from kacjax.models import check_dtype
 from kacjax.training.rundir import RunDir
@@ -57,11 +58,10 @@ class Generator(Trained):
             _check_count("steps", steps)
         labels = self.labels_for(num, labels)
         return generate(
-            key, self.params_for(mesh), labels, self.guidance_weight(w), model=self.model, flow=self.flow, num=num,
+            key, self.params_for(mesh), labels, self.guidance(w), model=self.model, flow=self.flow, num=num,
             shape=self.shape, method=sampler or self.default_method,
             steps=self.default_steps if steps is None else steps,
-            null_label=self.null_label, return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh,
-            timed=timed,
+            return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh, timed=timed,
         )
 
     def sample(
@@ -129,6 +129,10 @@ class Generator(Trained):
             raise ValueError(f"this guidance-conditioned student serves w in [{s.w_range[0]:g}, {s.w_range[1]:g}], "
                              f"got w={w:g}")
         return w
+
+    def guidance(self, w: Optional[float] = None) -> Guidance:
+        """The :class:`~kacjax.core.guidance.Guidance` it samples with at ``w`` (:meth:`guidance_weight`)."""
+        return Guidance.for_model(self.model, self.guidance_weight(w))
 
     def labels_for(self, num: int, labels):
         """``(num,)`` int32 labels from None (cycle the classes), an int or an array; None if unconditional."""

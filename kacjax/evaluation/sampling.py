@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import NamedTuple, Optional
@@ -10,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from kacjax.core import samplers
-from kacjax.core.guidance import network_passes_per_velocity, takes_w, two_branches, velocity_field
+from kacjax.core.guidance import Guidance, velocity_field
 
 
 class Generated(NamedTuple):
@@ -38,13 +39,12 @@ class Generated(NamedTuple):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("guided", "model", "flow", "num", "shape", "method", "steps", "null_label", "return_trajectory",
-                     "track_speed", "mesh"),
+    static_argnames=("model", "flow", "num", "shape", "method", "steps", "return_trajectory", "track_speed", "mesh"),
 )
-def _solve(key, params, labels, w, *, guided, model, flow, num, shape, method, steps, null_label,
-           return_trajectory, track_speed, mesh):
+def _solve(key, params, labels, guidance, *, model, flow, num, shape, method, steps, return_trajectory, track_speed,
+           mesh):
     x_T = flow.prior_sample(key, (num, *shape), mesh=mesh)
-    u = velocity_field(model, params, labels, w=w if guided or takes_w(model) else 0, null_label=null_label)
+    u = velocity_field(model, params, labels, guidance)
     return samplers.integrate(u, x_T, method=method, steps=steps, t_start=flow.T, t_end=0.0,
                               return_trajectory=return_trajectory, track_speed=track_speed)
 
@@ -71,7 +71,7 @@ def generate(
     key,
     params,
     labels,
-    w: float,
+    guidance: Guidance,
     *,
     model,
     flow,
@@ -79,7 +79,6 @@ def generate(
     shape: tuple,
     method: str,
     steps: int,
-    null_label=None,
     return_trajectory: bool = False,
     track_speed: bool = False,
     mesh=None,
@@ -91,10 +90,8 @@ def generate(
       key: PRNG key for the prior.
       params: network parameters (usually the EMA).
       labels: ``(num,)`` int labels, or None for an unconditional model.
-      w: guidance weight (``u_w = (1 + w) u_y - w u_null``), a Python float. A traced
-        value: every weight runs the same compiled sampler, except that ``w = 0`` makes one
-        network call per step. A guidance-conditioned model takes it as an input (one
-        call). Ignored when unconditional.
+      guidance: how the velocity is guided (:class:`~kacjax.core.guidance.Guidance`); its
+        weight is traced, so every weight of one kind runs the same compiled sampler.
       method, steps: the sampler (:data:`kacjax.core.samplers.METHODS`) and its steps.
       track_speed: also return each sample's largest velocity component.
       mesh: with a mesh (and ``labels`` sharded on it), each device draws and integrates
@@ -102,15 +99,15 @@ def generate(
       timed: compile first, then time the generation alone (``seconds``: the fastest of a
         few runs, one only when it takes 10 s or more; see :func:`_fastest_run`).
     """
-    static = dict(guided=two_branches(model, w, null_label), model=model, flow=flow, num=num, shape=shape,
-                  method=method, steps=steps, null_label=null_label, return_trajectory=return_trajectory,
-                  track_speed=track_speed, mesh=mesh)
-    passes, w = network_passes_per_velocity(model, w, null_label), jnp.float32(w)
+    static = dict(model=model, flow=flow, num=num, shape=shape, method=method, steps=steps,
+                  return_trajectory=return_trajectory, track_speed=track_speed, mesh=mesh)
+    guidance = dataclasses.replace(guidance, w=jnp.asarray(guidance.w, jnp.float32))
     seconds = None
     if timed:
-        compiled = _solve.lower(key, params, labels, w, **static).compile()
-        solution, seconds = _fastest_run(lambda: compiled(key, params, labels, w))
+        compiled = _solve.lower(key, params, labels, guidance, **static).compile()
+        solution, seconds = _fastest_run(lambda: compiled(key, params, labels, guidance))
     else:
-        solution = _solve(key, params, labels, w, **static)
+        solution = _solve(key, params, labels, guidance, **static)
     nfe = samplers.nfe(method, steps)
-    return Generated(solution.x, solution.trajectory, solution.times, nfe, nfe * passes, solution.max_speed, seconds)
+    return Generated(solution.x, solution.trajectory, solution.times, nfe, nfe * guidance.network_passes,
+                     solution.max_speed, seconds)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from kacjax.core import samplers
 from kacjax.core.flow import sample_times
-from kacjax.core.guidance import drop_labels, null_label_of, velocity_field
+from kacjax.core.guidance import Guidance, drop_labels, null_label_of, velocity_field
 from kacjax.training import train_state
 from kacjax.training.recipe import DistillRecipe
 
@@ -137,8 +137,8 @@ def make_distill_step(model, flow, tx, *, stage: Stage, recipe: DistillRecipe, t
         j = jax.random.randint(k_index, (B,), 0, M)
         t = flow.T - j.astype(x0.dtype) * delta
         w = draw_w(jax.random.fold_in(rng, 3), (B,), r.w_range, r.w_draw, x0.dtype) if r.conditioned else None
-        teacher_u = velocity_field(teacher_model, teacher_params, labels,
-                                   w=r.teacher_w(stage.index) if w is None else w, null_label=null_label)
+        teacher_guidance = Guidance.for_model(teacher_model, r.teacher_w(stage.index) if w is None else w)
+        teacher_u = velocity_field(teacher_model, teacher_params, labels, teacher_guidance)
         if r.x_source == "forward":
             x_t, _ = flow.corrupt(k_noise, x0, t, mesh=mesh)  # the forward marginal at t
         else:

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from kacjax.core import samplers
-from kacjax.core.guidance import network_passes_per_velocity
 from kacjax.data.identity import digest
 from kacjax.evaluation import images
 from kacjax.evaluation.artifacts import save, subplots, write_report
@@ -126,9 +125,9 @@ def _producer(spec: RowSpec, w: float, s: ImageSettings, mesh):
         rows = np.arange(b * s.batch_size, (b + 1) * s.batch_size)
         labels = None if labels_for is None else parallel.shard_batch(process_slice(labels_for(rows)), mesh)
         start = time.perf_counter()
-        out = generate(jax.random.fold_in(base_key, b), gen.params, labels, w, model=gen.model, flow=gen.flow,
-                       num=s.batch_size, shape=gen.shape, method=spec.method, steps=spec.steps,
-                       null_label=gen.null_label, track_speed=True, mesh=mesh)
+        out = generate(jax.random.fold_in(base_key, b), gen.params, labels, gen.guidance(w), model=gen.model,
+                       flow=gen.flow, num=s.batch_size, shape=gen.shape, method=spec.method, steps=spec.steps,
+                       track_speed=True, mesh=mesh)
         uint8, finite = quantise(out.x)
         jax.block_until_ready(uint8)
         seconds = time.perf_counter() - start
@@ -170,7 +169,7 @@ def score_row(spec: RowSpec, s: ImageSettings, layout: RunDir, reference, mesh) 
     nfe = samplers.nfe(spec.method, spec.steps)
     row = {"model": spec.name, "run": os.path.basename(gen.directory), "sampler": spec.method, "steps": spec.steps,
            "w": gen.sampling.w if baked else w, "w_baked": baked, "nfe": nfe,
-           "network_passes": nfe * network_passes_per_velocity(gen.model, w, gen.null_label),
+           "network_passes": nfe * gen.guidance(w).network_passes,
            "num_samples": moments.count, "fid": fid.frechet_distance(mu, sigma, ref_mu, ref_sigma),
            "kid": kid, "kid_std": kid_std,
            "seconds_per_1000": float(extra["seconds"] / extra["timed_images"] * 1000),

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from kacjax.core import samplers
-from kacjax.core.guidance import velocity_field
+from kacjax.core.guidance import Guidance, velocity_field
 from kacjax.data.toy2d import sample_toy2d, toy2d_modes
 from kacjax.evaluation.artifacts import save, subplots, write_report
 from kacjax.evaluation.generator import Generator
@@ -95,7 +95,7 @@ def untrained_params(gen: Generator, seed: int):
 
 def _speeds(gen, trajectory, times):
     """Max and mean per-coordinate ``|u|`` at each grid time, shapes ``(steps + 1,)``."""
-    u = velocity_field(gen.model, gen.params_for(None), None, w=0.0, null_label=None)
+    u = velocity_field(gen.model, gen.params_for(None), None, Guidance())
     speed = jax.jit(jax.vmap(lambda x, t: jnp.abs(u(x, t))))(trajectory, times)
     return np.asarray(speed.max(axis=(1, 2))), np.asarray(speed.mean(axis=(1, 2)))
 

@@ -55,8 +55,7 @@ def teacher_speeds(gen, trajectory, times, labels, w: float) -> dict:
       target, ``(1 + 2|w|) (max|f'| + max g' c)`` (data in ``[-1, 1]``), None for a noise
       without a speed bound.
     """
-    u = jax.jit(velocity_field(gen.model, gen.params_for(None), labels, w=gen.guidance_weight(w),
-                               null_label=gen.null_label))
+    u = jax.jit(velocity_field(gen.model, gen.params_for(None), labels, gen.guidance(w)))
     speeds = [np.abs(np.asarray(u(x, t))) for x, t in zip(trajectory, np.asarray(times))]
     flow = gen.flow
     grid = jnp.linspace(0.0, flow.T, 101)
