@@ -41,3 +41,17 @@ def test_speedup_compares_the_fewest_step_student_with_the_reference_teacher():
     assert got == {"student_steps": 1, "teacher_steps": 100, "student_passes": 1, "teacher_passes": 200,
                    "student_images_per_s": 9000.0, "teacher_images_per_s": 50.0, "speedup": 180.0}
     assert digits.speedup(rows[:2]) is None
+
+
+def test_a_row_names_its_subject_once_and_reports_written_before_read_the_same():
+    """Each subject has one label and one slug; a row records it and is read back to it, and a row written
+    before ``stage`` and ``sweep`` were recorded is read from its label."""
+    from kacjax.evaluation.reports.subject import Subject
+
+    expected = {Subject(): ("teacher", "teacher"), Subject(sweep=True): ("teacher (sweep)", "teacher_sweep"),
+                Subject(3): ("student (stage 3)", "stage3"), Subject(12): ("student (stage 12)", "stage12")}
+    for subject, (label, slug) in expected.items():
+        assert (subject.label, subject.slug) == (label, slug)
+        assert Subject.of_row({**subject.fields(), "steps": 4}) == subject
+        assert Subject.of_row({"model": label, "steps": 4}) == subject  # an older report
+        assert subject.is_student == (subject.stage > 0)

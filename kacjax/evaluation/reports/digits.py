@@ -29,6 +29,7 @@ from kacjax.evaluation.artifacts import markdown_table, write_report
 from kacjax.evaluation.generator import Generator
 from kacjax.evaluation.metrics.digits_judge import DigitsJudge, build_digits_judge
 from kacjax.evaluation.reports import digits_figures, digits_page, velocity_profile
+from kacjax.evaluation.reports.subject import Subject
 from kacjax.evaluation.reports.sweep import check_sweep, sweep_points
 from kacjax.evaluation.sampling import Generated
 from kacjax.runtime import logs
@@ -139,9 +140,9 @@ def _cached(layout: RunDir, fingerprint: dict) -> Optional[dict]:
 @dataclasses.dataclass(frozen=True)
 class RowPlan:
     """One row: ``gen`` solved with ``solve`` (keyword arguments of :meth:`Generator.solve`; none for a
-    student, which runs on its own grid), recorded as ``model``, ``sampler``, ``steps`` and ``w``."""
+    student, which runs on its own grid), recorded as its ``subject``, ``sampler``, ``steps`` and ``w``."""
 
-    model: str
+    subject: Subject
     gen: Generator
     sampler: str
     steps: int
@@ -154,17 +155,16 @@ def plan_rows(models: Models, s: DigitsSettings) -> tuple[list, list]:
     """``(main rows, sweep rows)``: the fine reference first, then per step count the teacher and the
     student of that grid (when the chain has one); the sweep of the teacher at its own steps."""
     teacher, w, method = models.teacher, models.w, models.teacher.default_method
-    main = [RowPlan("teacher", teacher, models.inner, s.teacher_steps, w,
+    main = [RowPlan(Subject(), teacher, models.inner, s.teacher_steps, w,
                     dict(steps=s.teacher_steps, sampler=models.inner, w=w), trajectory=True)]
     students = models.students
     for k in s.steps:
-        main.append(RowPlan("teacher", teacher, method, k, w, dict(steps=k, sampler=method, w=w)))
+        main.append(RowPlan(Subject(), teacher, method, k, w, dict(steps=k, sampler=method, w=w)))
         if k in students:
             gen = students[k]
-            main.append(RowPlan(f"student (stage {gen.provenance['stage']})", gen, gen.default_method, k,
-                                gen.sampling.w, {}, trajectory=True))
+            main.append(RowPlan(Subject.of(gen), gen, gen.default_method, k, gen.sampling.w, {}, trajectory=True))
     steps = teacher.sampling.steps
-    sweep = [RowPlan("teacher (sweep)", teacher, m, steps, ws, dict(steps=steps, sampler=m, w=float(ws)))
+    sweep = [RowPlan(Subject(sweep=True), teacher, m, steps, ws, dict(steps=steps, sampler=m, w=float(ws)))
              for m, ws in sweep_points(s.guidance_sweep, s.sweep_samplers)]
     return main, sweep
 
@@ -186,12 +186,12 @@ def score(judge: DigitsJudge, plan: RowPlan, generated: Generated, labels, refer
     x = np.clip(raw, -1, 1)
     speed = np.asarray(generated.max_speed)
     nonfinite = ~np.all(np.isfinite(raw.reshape(len(labels), -1)), axis=1) | ~np.isfinite(speed)
-    row = {"model": plan.model, "sampler": plan.sampler, "steps": plan.steps, "w": float(plan.w),
+    row = {**plan.subject.fields(), "sampler": plan.sampler, "steps": plan.steps, "w": float(plan.w),
            "network_passes": generated.network_passes, "fd_digits": judge.frechet(x),
            "accuracy": judge.accuracy(x, labels), "rms_to_teacher_endpoint": _rms(x, reference),
            "images_per_s": len(labels) / generated.seconds, "max_speed": float(np.max(speed)),
            "nonfinite": int(nonfinite.sum())}
-    logs.info(f"evaluate: {plan.model} {plan.sampler} {plan.steps} steps w={plan.w:g} ({row['network_passes']} "
+    logs.info(f"evaluate: {plan.subject.label} {plan.sampler} {plan.steps} steps w={plan.w:g} ({row['network_passes']} "
               f"passes): FD-digits {row['fd_digits']:.3f}, accuracy {row['accuracy']:.3f}")
     return row, x[:_GRID]
 
@@ -199,7 +199,7 @@ def score(judge: DigitsJudge, plan: RowPlan, generated: Generated, labels, refer
 def speedup(rows: list) -> Optional[dict]:
     """The fastest student's speed over the reference teacher's (``rows[0]``), both per sample
     with compiling excluded, with their network passes; None when the chain has no student."""
-    students = [r for r in rows[1:] if r["model"].startswith("student")]
+    students = [r for r in rows[1:] if Subject.of_row(r).is_student]
     if not students:
         return None
     fastest = min(students, key=lambda r: r["steps"])
@@ -230,11 +230,6 @@ def velocity(models: Models, fine: Generated, labels, seed: int) -> dict:
     return {"noise": velocity_profile.noise_speeds(jax.random.PRNGKey(seed + 12), clocks, flow),
             "teacher": velocity_profile.teacher_speeds(models.teacher, np.asarray(fine.trajectory)[:, :_GRID],
                                                        fine.times, labels[:_GRID], models.w)}
-
-
-def _slug(row: dict) -> str:
-    model = "teacher" if row["model"] == "teacher" else f"stage{row['model'].split()[-1].rstrip(')')}"
-    return f"{model}_{row['sampler']}{row['steps']}"
 
 
 def run(config, workdir: str) -> dict:
@@ -270,7 +265,7 @@ def run(config, workdir: str) -> dict:
         generated = fine if i == 0 else solve(plan, key, labels, f"{i + 1}/{total}")
         row, grid = score(judge, plan, generated, labels, reference)
         rows.append(row)
-        name = os.path.join(SAMPLES_DIR, f"report_{_slug(row)}.png")
+        name = os.path.join(SAMPLES_DIR, f"report_{plan.subject.slug}_{plan.sampler}{plan.steps}.png")
         grids[f"{row['model']}, {row['sampler']} {row['steps']} steps"] = name
         paths[name] = functools.partial(images.save_png, images=grid, cols=models.teacher.num_classes, scale=4)
         if i > 0 and plan.trajectory:

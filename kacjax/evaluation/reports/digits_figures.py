@@ -4,13 +4,15 @@ report (:mod:`kacjax.evaluation.reports.guidance`), from their rows."""
 from __future__ import annotations
 
 from kacjax.evaluation.artifacts import save, subplots
+from kacjax.evaluation.reports.subject import Subject
 
 
 def quality(path: str, rows, sweep) -> None:
     """FD-digits and class accuracy against sampling steps, teacher and students (and the sweep of w)."""
     fig, axes = subplots(3 if sweep else 2, (13 if sweep else 9, 3.6))
     for name, style in (("teacher", "o-"), ("student", "s-")):
-        pts = sorted(((r["steps"], r) for r in rows if r["model"].startswith(name)), key=lambda p: p[0])
+        pts = sorted(((r["steps"], r) for r in rows if Subject.of_row(r).is_student == (name == "student")),
+                     key=lambda p: p[0])
         if name == "teacher":
             pts = pts[:-1] if len(pts) > 1 else pts  # the fine reference is drawn as a line
         xs = [p[0] for p in pts]

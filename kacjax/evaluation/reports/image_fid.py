@@ -32,6 +32,7 @@ from kacjax.evaluation.generator import Generator
 from kacjax.evaluation.metrics import fid, inception
 from kacjax.evaluation.reports.feature_stream import accumulate, process_slice
 from kacjax.evaluation.reports.fid_reference import ReferenceSettings, check_reference, reference_statistics
+from kacjax.evaluation.reports.subject import Subject
 from kacjax.evaluation.reports.sweep import check_sweep, sweep_points
 from kacjax.evaluation.sampling import generate
 from kacjax.runtime import logs, parallel
@@ -97,10 +98,10 @@ def check(config, mesh) -> None:
 @dataclasses.dataclass(frozen=True)
 class RowSpec:
     """One row: ``gen`` sampled with ``method`` for ``steps`` steps at guidance ``w`` (ignored by a
-    student with its guidance baked in), named ``name`` in the report."""
+    student with its guidance baked in), recorded as its ``subject``."""
 
     gen: Generator
-    name: str
+    subject: Subject
     method: str
     steps: int
     w: float
@@ -154,10 +155,10 @@ def score_row(spec: RowSpec, s: ImageSettings, layout: RunDir, reference, mesh) 
         with open(done_path) as f:
             return json.load(f)
     produce = _producer(spec, w, s, mesh)
-    logs.info(f"evaluate: {spec.name} {spec.method} {spec.steps} steps w={w:g}: {s.num_samples} samples")
+    logs.info(f"evaluate: {spec.subject.label} {spec.method} {spec.steps} steps w={w:g}: {s.num_samples} samples")
     moments, kid_feats, extra = accumulate(produce, s.num_samples, s.batch_size, mesh=mesh,
                                            kid_features=s.kid_features, partial=layout.evaluation(row_id + ".partial"),
-                                           save_every=s.save_every, label=f"evaluate {spec.name}")
+                                           save_every=s.save_every, label=f"evaluate {spec.subject.label}")
     if extra["timed_images"] == 0:  # one batch only: time it again, compiled
         start = time.perf_counter()
         jax.block_until_ready(produce(0)[0])
@@ -167,14 +168,14 @@ def score_row(spec: RowSpec, s: ImageSettings, layout: RunDir, reference, mesh) 
     kid, kid_std = fid.kernel_inception_distance(kid_feats, ref_kid, num_subsets=s.kid_subsets,
                                                  subset_size=s.kid_subset_size, seed=s.seed)
     nfe = samplers.nfe(spec.method, spec.steps)
-    row = {"model": spec.name, "run": os.path.basename(gen.directory), "sampler": spec.method, "steps": spec.steps,
+    row = {**spec.subject.fields(), "run": os.path.basename(gen.directory), "sampler": spec.method, "steps": spec.steps,
            "w": gen.sampling.w if baked else w, "w_baked": baked, "nfe": nfe,
            "network_passes": nfe * gen.guidance(w).network_passes,
            "num_samples": moments.count, "fid": fid.frechet_distance(mu, sigma, ref_mu, ref_sigma),
            "kid": kid, "kid_std": kid_std,
            "seconds_per_1000": float(extra["seconds"] / extra["timed_images"] * 1000),
            "max_speed": float(extra["max_speed"]), "nonfinite": int(extra["nonfinite"])}
-    logs.info(f"evaluate: {spec.name} {spec.method} {spec.steps} steps: FID {row['fid']:.3f}, KID {kid:.5f}")
+    logs.info(f"evaluate: {spec.subject.label} {spec.method} {spec.steps} steps: FID {row['fid']:.3f}, KID {kid:.5f}")
     if jax.process_index() == 0:
         with open(done_path, "w") as f:
             json.dump(row, f, indent=2)
@@ -186,9 +187,9 @@ def plan_rows(layout: RunDir, s: ImageSettings, mesh) -> tuple[list, list]:
     sampled; the teacher's sweep at its own steps."""
     teacher = Generator.load(layout.resolve(0), mesh=mesh)
     stages = (Generator.load(p, mesh=mesh) for p in layout.stages(s.chain) if has_checkpoint(p))
-    main = [RowSpec(teacher, "teacher", *teacher.sampling[:3])]
-    main += [RowSpec(gen, f"student (stage {gen.provenance['stage']})", *gen.sampling[:3]) for gen in stages]
-    sweep = [RowSpec(teacher, "teacher (sweep)", method, teacher.sampling.steps, w)
+    main = [RowSpec(teacher, Subject(), *teacher.sampling[:3])]
+    main += [RowSpec(gen, Subject.of(gen), *gen.sampling[:3]) for gen in stages]
+    sweep = [RowSpec(teacher, Subject(sweep=True), method, teacher.sampling.steps, w)
              for method, w in sweep_points(s.guidance_sweep, s.sweep_samplers)]
     return main, sweep
 
@@ -215,7 +216,7 @@ def _figure(path, *, main, sweep) -> None:
     panels = 2 if sweep else 1
     fig, axes = subplots(panels, (5.2 * panels, 3.8), squeeze=False)
     ax = axes[0, 0]
-    is_student = lambda r: r["model"].startswith("student")  # noqa: E731
+    is_student = lambda r: Subject.of_row(r).is_student  # noqa: E731
     students = sorted((r for r in main if is_student(r)), key=lambda r: r["nfe"])
     ax.plot([r["nfe"] for r in students], [r["fid"] for r in students], "s-", label="DistillKac students")
     for r in (r for r in main if not is_student(r)):

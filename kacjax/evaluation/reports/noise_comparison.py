@@ -27,6 +27,7 @@ import numpy as np
 
 from kacjax.core.flow import KacFlow
 from kacjax.evaluation.artifacts import save, subplots, write_report
+from kacjax.evaluation.reports.subject import Subject
 from kacjax.training.rundir import RunDir
 
 NAME = "noise_report"
@@ -139,7 +140,7 @@ def digits_metrics(run: str) -> dict:
     report = _read(RunDir(run).report("nfe_report.json"))
     out = {}
     for row in report["rows"]:
-        who = "teacher" if row["model"] == "teacher" else "student"
+        who = "student" if Subject.of_row(row).is_student else "teacher"
         out[f"{who}_fd_{row['steps']}"] = row["fd_digits"]
         out[f"{who}_accuracy_{row['steps']}"] = row["accuracy"]
     for steps, path in report["stability"].items():
