@@ -55,3 +55,23 @@ def test_a_row_names_its_subject_once_and_reports_written_before_read_the_same()
         assert Subject.of_row({**subject.fields(), "steps": 4}) == subject
         assert Subject.of_row({"model": label, "steps": 4}) == subject  # an older report
         assert subject.is_student == (subject.stage > 0)
+
+
+def test_the_plan_is_the_fine_reference_then_teacher_and_student_per_step_count_then_the_sweep():
+    """The rows the README's tables come from: the teacher's fine reference with the chain's inner sampler
+    and w, then at each step count the teacher with its own sampler and the student of that grid (on its own
+    grid, no solve arguments, its path kept for the stability figure) when the chain has one, then the sweep."""
+    from types import SimpleNamespace as NS
+
+    teacher = NS(default_method="ab2", sampling=NS(steps=100, w=1.0), provenance=None, is_student=False)
+    students = tuple(NS(default_method="euler", default_steps=k, sampling=NS(w=1.0), provenance={"stage": i + 1},
+                        is_student=True) for i, k in enumerate((20, 4, 1)))
+    settings = NS(teacher_steps=100, steps=(1, 2, 4), guidance_sweep=(0.0, 2.0), sweep_samplers=("euler",))
+    main, sweep = digits.plan_rows(digits.Models(teacher, students, 1.0, "midpoint"), settings)
+    assert [(p.subject.label, p.sampler, p.steps, p.trajectory) for p in main] == [
+        ("teacher", "midpoint", 100, True), ("teacher", "ab2", 1, False), ("student (stage 3)", "euler", 1, True),
+        ("teacher", "ab2", 2, False), ("teacher", "ab2", 4, False), ("student (stage 2)", "euler", 4, True)]
+    assert main[0].solve == dict(steps=100, sampler="midpoint", w=1.0) and main[2].solve == {}
+    assert main[2].gen is students[2] and main[1].gen is teacher
+    assert [(p.subject.label, p.sampler, p.steps, p.w, p.solve) for p in sweep] == [
+        ("teacher (sweep)", "euler", 100, w, dict(steps=100, sampler="euler", w=w)) for w in (0.0, 2.0)]
