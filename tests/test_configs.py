@@ -33,10 +33,13 @@ VARIANTS = {"toy2d": ("", "quick", "flight2", "compare_noise"),
             "lsun_bedroom256": ("", "quick")}
 # traced, not run: the full-size UNets (a minute or more a step on 2 cores), the quick image variants,
 # which take real steps on prepared data in test_multihost.py (cifar10) and test_prepare.py (the others),
-# and the noise comparisons, whose base step is the default variant's (validate checks each of their runs)
+# the noise comparisons, whose base step is the default variant's (validate checks each of their runs),
+# digits' quick variant, which trains for real in test_cli.py and test_notebooks.py, and its flights, the
+# default variant's step with the flight noise that test_flight.py and test_distill.py run (compiling the
+# digits UNet's step is 20 s each here)
 TRACED = {"cifar10.py", "cifar10.py:distillkac", "celeba64.py", "lsun_bedroom256.py",
           "cifar10.py:quick", "celeba64.py:quick", "lsun_bedroom256.py:quick", "toy2d.py:compare_noise",
-          "digits.py:compare_noise"}
+          "digits.py:compare_noise", "digits.py:quick", "digits.py:flight2", "digits.py:flight4"}
 SPECS = [f"{name}.py" + (f":{variant}" if variant else "") for name, variants in VARIANTS.items()
          for variant in variants]
 
