@@ -126,7 +126,7 @@ def test_a_recipe_round_trips_through_student_metadata_and_older_students_read_a
     assert fixed.differences(cond) == {"w_range": (None, [0.0, 2.0]), "w_draw": (None, "ends"),
                                        "w_loss_power": (0.0, 1.5)}
     for overrides, message in ((dict(x_source="prior"), "x_source 'prior' not in"),
-                               (dict(w_range=(0.0, 0.5)), "w_range must be () or (lo, hi)"),
+                               (dict(w_range=(0.0, 0.5)), r"w_range must be \(\) or \(lo, hi\)"),
                                (dict(w_loss_power=1.0), "w_loss_power must be a number >= 0, and 0 unless"),
                                (dict(w_draw="middle"), "w_draw 'middle' not in")):
         with pytest.raises(ValueError, match=message):
