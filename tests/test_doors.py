@@ -301,13 +301,40 @@ def test_a_full_disk_names_the_intact_step_and_the_rerun_resumes(capfd, tmp_path
     assert latest_step(str(workdir / "teacher")) == 2 and kacjax.load(str(workdir)).step == 2
 
 
-def test_a_full_disk_under_the_metrics_is_one_line_too(capfd, tmp_path, monkeypatch, tiny_teacher):
-    def full(self, step):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+def test_a_checkpoint_folder_made_unwritable_mid_run_is_one_line_and_the_rerun_resumes(capfd, tmp_path, monkeypatch,
+                                                                                         tiny_teacher):
+    """Resumed at step 2, the save of step 4 cannot move its finished step into place (the folder made
+    read-only mid-run): one line naming the intact step, none of Orbax's tracebacks; the rerun resumes."""
+    rename = os.rename
+
+    def read_only(src, dst, *args, **kwargs):
+        if ".orbax-checkpoint-tmp" in str(src):
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(src))
+        return rename(src, dst, *args, **kwargs)
 
     workdir = tmp_path / "w"
     shutil.copytree(tiny_teacher, workdir)
-    monkeypatch.setattr(logs.MetricWriter, "discard_after", full)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "rename", read_only)
+        line = _assert_refused(*_cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=4"), limit=120)
+    assert line == (f"kacjax: error: cannot write a checkpoint in {workdir / 'teacher'} "
+                    f"({os.strerror(errno.EPERM)}): step 2 is the last intact one; make it writable, then rerun "
+                    "to resume")
+    code, err, _ = _cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=4")  # resumes at step 2
+    assert code is None, err
+    assert latest_step(str(workdir / "teacher")) == 4
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, ("disk full", "free space")),
+                                         (errno.EACCES, ("cannot write", "make it writable"))])
+def test_a_full_disk_or_an_unwritable_folder_under_the_metrics_is_one_line_too(capfd, tmp_path, monkeypatch,
+                                                                               tiny_teacher, code, words):
+    def fails(self, step):
+        raise OSError(code, os.strerror(code), self.path)
+
+    workdir = tmp_path / "w"
+    shutil.copytree(tiny_teacher, workdir)
+    monkeypatch.setattr(logs.MetricWriter, "discard_after", fails)
     line = _assert_refused(*_cli(capfd, *TINY, "--workdir", workdir, "--config.train.num_steps=4"), limit=120)
-    assert line == (f"kacjax: error: disk full: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: "
-                    f"'{workdir / 'teacher' / 'metrics.jsonl'}'; free space, then rerun to resume")
+    assert line == (f"kacjax: error: {words[0]}: [Errno {code}] {os.strerror(code)}: "
+                    f"'{workdir / 'teacher' / 'metrics.jsonl'}'; {words[1]}, then rerun to resume")

@@ -89,7 +89,7 @@ def main(argv, overrides: Sequence[tuple] = ()) -> None:
         _refuse(err)
     _init_jax()
     from kacjax.cli.modes import run_pipeline
-    from kacjax.training.checkpoint import is_disk_full
+    from kacjax.training.checkpoint import is_disk_full, is_unwritable
     from kacjax.training.loop import NonFiniteError, TrainingInterrupted
 
     modes = tuple(config.pipeline) if FLAGS.mode == "all" else (FLAGS.mode,)
@@ -100,10 +100,12 @@ def main(argv, overrides: Sequence[tuple] = ()) -> None:
         sys.exit(128 + stop.signum)
     except (ValueError, FileNotFoundError, NonFiniteError) as err:
         _refuse(err)
-    except OSError as err:  # a full disk under another write than a checkpoint's
-        if not is_disk_full(err):
-            raise
-        _refuse(f"disk full: {err}; free space, then rerun to resume")
+    except OSError as err:  # a full disk or an unwritable folder under another write than a checkpoint's
+        if is_disk_full(err):
+            _refuse(f"disk full: {err}; free space, then rerun to resume")
+        if is_unwritable(err):
+            _refuse(f"cannot write: {err}; make it writable, then rerun to resume")
+        raise
 
 
 def run(argv: Optional[Sequence[str]] = None) -> None:

@@ -4,7 +4,8 @@ A checkpoint directory holds numbered steps; each step has two items: ``state``
 (the :class:`~kacjax.train_state.TrainState`) and ``meta`` (JSON: the config that
 wrote it and, for distillation students, where their teacher came from). Saves
 are asynchronous and atomic, so a kill at any point leaves the last finished
-save intact; a full disk ends the run with :class:`DiskFullError`, naming the last intact step.
+save intact; a full disk ends the run with :class:`DiskFullError` and a folder that cannot be written
+(permissions, a read-only disk) with :class:`UnwritableError`, each naming the last intact step.
 Restores go onto whatever devices the abstract state names, so a checkpoint written
 on 8 devices restores on 1.
 """
@@ -25,6 +26,7 @@ from kacjax.runtime import logs
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class CheckpointError(ValueError):
@@ -33,6 +35,11 @@ class CheckpointError(ValueError):
 
 class DiskFullError(CheckpointError):
     """A save found the disk (or the quota) full; the steps finished before it are intact."""
+
+
+class UnwritableError(CheckpointError):
+    """A save could not write the checkpoint folder (permissions, a read-only disk); the steps finished
+    before it are intact."""
 
 
 def _drop_late_reports_to_closed_loops() -> None:
@@ -55,30 +62,43 @@ def _drop_late_reports_to_closed_loops() -> None:
     sys.unraisablehook = hook
 
 
-def _mentions_disk_full(text: str) -> bool:
-    return any(os.strerror(code) in text for code in _DISK_FULL)
+def _mentions(codes, text: str) -> bool:
+    return any(os.strerror(code) in text for code in codes)
 
 
-def is_disk_full(err: Optional[BaseException]) -> bool:
-    """Whether ``err``, or an exception it was raised from, is a full disk (Orbax and TensorStore wrap it)."""
+def _caused_by(codes, err: Optional[BaseException]) -> bool:
+    """Whether ``err``, or an exception it was raised from, is an OSError of ``codes`` (Orbax and
+    TensorStore wrap them, some only in their messages)."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
-        if (isinstance(err, OSError) and err.errno in _DISK_FULL) or _mentions_disk_full(str(err)):
+        if (isinstance(err, OSError) and err.errno in codes) or _mentions(codes, str(err)):
             return True
         err = err.__cause__ or err.__context__
     return False
 
 
-class _OrbaxDiskFull(logging.Filter):
-    """Drops Orbax's own reports of a full disk (a traceback per save thread): DiskFullError says it once."""
+def is_disk_full(err: Optional[BaseException]) -> bool:
+    """Whether ``err``, or an exception it was raised from, is a full disk (or quota)."""
+    return _caused_by(_DISK_FULL, err)
+
+
+def is_unwritable(err: Optional[BaseException]) -> bool:
+    """Whether ``err``, or an exception it was raised from, is a folder that cannot be written."""
+    return _caused_by(_UNWRITABLE, err)
+
+
+class _OrbaxWriteFailure(logging.Filter):
+    """Drops Orbax's own reports of a full disk or an unwritable folder (a traceback per save thread):
+    :class:`DiskFullError` or :class:`UnwritableError` says it once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return "orbax" not in record.pathname or not (is_disk_full(exc) or _mentions_disk_full(record.getMessage()))
+        codes = (*_DISK_FULL, *_UNWRITABLE)
+        return "orbax" not in record.pathname or not (_caused_by(codes, exc) or _mentions(codes, record.getMessage()))
 
 
-_ORBAX_DISK_FULL = _OrbaxDiskFull()
+_ORBAX_WRITE_FAILURE = _OrbaxWriteFailure()
 
 
 def abstract_like(tree, sharding):
@@ -95,7 +115,7 @@ class Checkpointer:
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
-        logging.getLogger("absl").addFilter(_ORBAX_DISK_FULL)  # Orbax logs through absl; added once
+        logging.getLogger("absl").addFilter(_ORBAX_WRITE_FAILURE)  # Orbax logs through absl; added once
 
     def latest_step(self) -> Optional[int]:
         return self._manager.latest_step()
@@ -104,7 +124,7 @@ class Checkpointer:
         """Starts an asynchronous save of ``state`` and ``meta`` at ``step`` (no-op if it exists)."""
         if step in self._manager.all_steps():
             return
-        with self._disk_full_ends_run():  # a save also finishes the previous one
+        with self._write_failure_ends_run():  # a save also finishes the previous one
             self._manager.save(
                 step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
             )
@@ -202,21 +222,28 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Blocks until pending saves are on disk."""
-        with self._disk_full_ends_run():
+        with self._write_failure_ends_run():
             self._manager.wait_until_finished()
 
     @contextlib.contextmanager
-    def _disk_full_ends_run(self):
-        """Turns a full disk under a save into :class:`DiskFullError`, naming the last intact step."""
+    def _write_failure_ends_run(self):
+        """Turns a full disk under a save into :class:`DiskFullError` and a folder that cannot be written
+        into :class:`UnwritableError`, each naming the last intact step."""
         try:
             yield
         except Exception as err:
-            if not is_disk_full(err):
+            full = is_disk_full(err)
+            if not (full or is_unwritable(err)):
                 raise
             intact = self.latest_step()
             kept = "no step is saved yet" if intact is None else f"step {intact} is the last intact one"
-            raise DiskFullError(f"disk full while saving a checkpoint in {self.directory}: {kept}; "
-                                "free space, then rerun to resume") from err
+            if full:
+                raise DiskFullError(f"disk full while saving a checkpoint in {self.directory}: {kept}; "
+                                    "free space, then rerun to resume") from err
+            reason = next((e.strerror for e in (err, err.__cause__, err.__context__)
+                           if isinstance(e, OSError) and e.strerror), "not writable")
+            raise UnwritableError(f"cannot write a checkpoint in {self.directory} ({reason}): {kept}; make it "
+                                  "writable, then rerun to resume") from err
 
     def close(self) -> None:
         self._manager.close()
