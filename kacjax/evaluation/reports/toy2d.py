@@ -123,12 +123,12 @@ def run(config, workdir: str) -> dict:
         logs.info(f"evaluate: euler, {k} steps: energy distance "
                   f"{results['few_steps'][str(k)]['energy_distance']:.4g}")
     x0 = generate(
-        key, untrained_params(gen, s.seed), None, 0.0, model=gen.model, flow=gen.flow, num=s.num_samples,
+        key, untrained_params(gen, s.seed), None, Guidance(), model=gen.model, flow=gen.flow, num=s.num_samples,
         shape=gen.shape, method=s.methods[-1], steps=s.steps,
     ).x
     results["untrained"] = score(np.asarray(x0), reference, s.target, s.mode_std)
     path = generate(
-        key, gen.params_for(None), None, 0.0, model=gen.model, flow=gen.flow, num=s.num_trajectories,
+        key, gen.params_for(None), None, Guidance(), model=gen.model, flow=gen.flow, num=s.num_trajectories,
         shape=gen.shape, method=s.methods[-1], steps=s.steps, return_trajectory=True,
     )
     max_speed, mean_speed = _speeds(gen, path.trajectory, path.times)
